@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Task 0 of the course: build Redis from source, start it in the background with the
+# project's dump.rdb as its data, and check that it answers PING with PONG.
+#
+#   ./install_redis.sh               build (once, cached in .redis/) and start on 127.0.0.1
+#   ./install_redis.sh --build-only  build only (what CI runs)
+#   ./install_redis.sh --stop        stop the server this script started
+#
+# REDIS_PORT (default 6379) picks the port. A build is reused once made; REDIS_SOURCE
+# makes a fresh one from: redis.io, debian (Debian's source package, through apt) or
+# package (Debian's packaged binary, not a build). Unset, it tries them in that order.
+set -euo pipefail
+shopt -s extglob nullglob
+
+REDIS_VERSION=7.0.15
+# From redis.io's own list of release hashes (github.com/redis/redis-hashes).
+REDIS_SHA256=98066f5363504b26c34dd20fbcc3c957990d764cdf42576c836fc021073f4341
+# Debian recompressed the same release for its source package ("orig" tarball).
+DEBIAN_ORIG_SHA256=4b1dc4ee6d622a09fff9c6777191209750fb5e5a725ef78ea012d6eef4c22982
+REDIS_TARBALL_URL=https://download.redis.io/releases/redis-$REDIS_VERSION.tar.gz
+
+PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=$PROJECT/.redis            # git-ignored: downloads, build tree, binaries, run state
+BIN=$CACHE/bin
+PORT=${REDIS_PORT:-6379}
+RUN_DIR=$CACHE/run/$PORT
+PID_FILE=$RUN_DIR/redis.pid
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install_redis.sh: %s\n' "$*" >&2; exit 1; }
+relative() { printf '%s\n' "${1#"$PROJECT"/}"; }
+
+# ---------------------------------------------------------------- getting the source
+
+download_from_redis_io() {  # sets TARBALL to a verified tarball; status 1 if unreachable
+  local tarball=$CACHE/downloads/redis-$REDIS_VERSION.tar.gz
+  mkdir -p "$CACHE/downloads"
+  if [[ ! -f $tarball ]]; then
+    say "Downloading Redis $REDIS_VERSION from redis.io..."
+    if command -v curl >/dev/null; then
+      curl -fsSL --connect-timeout 10 --max-time 300 -o "$tarball.part" "$REDIS_TARBALL_URL" || return 1
+    else
+      wget -q --timeout=10 -O "$tarball.part" "$REDIS_TARBALL_URL" || return 1
+    fi
+    mv "$tarball.part" "$tarball"
+  fi
+  verify_sha256 "$tarball" "$REDIS_SHA256"
+  TARBALL=$tarball
+}
+
+verify_sha256() {  # file expected-hash
+  local actual
+  actual=$(sha256sum "$1" | cut -d' ' -f1)
+  if [[ $actual != "$2" ]]; then
+    rm -f "$1"
+    die "checksum mismatch for $(relative "$1") (got $actual, expected $2): refusing to build it"
+  fi
+}
+
+# apt with a private copy of this machine's sources (plus deb-src entries) and private
+# state, so the machine's own apt configuration and package lists stay untouched.
+APT_DIR=$CACHE/apt
+private_apt() {
+  apt-get -q -o Dir::Etc::SourceList="$APT_DIR/sources.list" \
+    -o Dir::Etc::SourceParts="$APT_DIR/sources.list.d" \
+    -o Dir::State::Lists="$APT_DIR/lists" -o Dir::Cache="$APT_DIR/cache" \
+    -o APT::Sandbox::User="$(id -un)" "$@"
+}
+
+prepare_private_apt() {
+  command -v apt-get >/dev/null || return 1
+  local sources_list='' sources_parts='' file
+  eval "$(apt-config shell sources_list Dir::Etc::sourcelist/f sources_parts Dir::Etc::sourceparts/d)"
+  rm -rf "$APT_DIR/sources.list.d"
+  mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
+  # One-line format: keep each "deb" line and add its "deb-src" twin.
+  { cat "$sources_list" "$sources_parts"/*.list 2>/dev/null || true; } |
+    sed -n 's/^[[:space:]]*deb[[:space:]]\(.*\)$/deb \1\ndeb-src \1/p' >"$APT_DIR/sources.list"
+  # deb822 format: "Types: deb" becomes "Types: deb deb-src".
+  for file in "$sources_parts"/*.sources; do
+    sed 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb deb-src/' "$file" \
+      >"$APT_DIR/sources.list.d/$(basename "$file")"
+  done
+  say "Reading the package index through apt (a private copy of this machine's sources)..."
+  # Some of the machine's sources may publish no source packages; those fail alone.
+  private_apt update >"$APT_DIR/update.log" 2>&1 || true
+}
+
+download_debian_source() {  # sets DEBIAN_DIR to the downloaded source package; status 1 if unreachable
+  local dir=$CACHE/downloads/debian
+  prepare_private_apt || return 1
+  rm -rf "$dir" && mkdir -p "$dir"
+  say "Downloading Debian's source package of Redis..."
+  (cd "$dir" && private_apt source --download-only redis >"$dir/download.log" 2>&1) || return 1
+  local orig=$dir/redis_$REDIS_VERSION.orig.tar.gz
+  [[ -f $orig ]] || die "Debian's source package of Redis is not version $REDIS_VERSION (see $(relative "$dir"))"
+  verify_sha256 "$orig" "$DEBIAN_ORIG_SHA256"
+  DEBIAN_DIR=$dir
+}
+
+# ---------------------------------------------------------------- building
+
+check_build_tools() {
+  command -v make >/dev/null || die "no 'make' found: install make (Debian: apt-get install build-essential)"
+  command -v "${CC:-cc}" >/dev/null ||
+    die "no C compiler found (${CC:-cc}): install gcc (Debian: apt-get install build-essential)"
+}
+
+build_from_tarball() {  # tarball [debian-dir] -> binaries in $BIN
+  local tarball=$1 debian_dir=${2:-} tree=$CACHE/build/redis-$REDIS_VERSION
+  rm -rf "$tree" && mkdir -p "$tree"
+  tar xzf "$tarball" -C "$tree" --strip-components=1
+  if [[ -n $debian_dir ]]; then apply_debian_patches "$debian_dir" "$tree"; fi
+  say "Building Redis $REDIS_VERSION with make -j$(nproc) (about a minute on 2 cores)..."
+  make -C "$tree" -j"$(nproc)" 2>&1 | show_progress "$CACHE/build/build.log" ||
+    die "the build failed; the last lines of $(relative "$CACHE/build/build.log"): $(tail -3 "$CACHE/build/build.log" | tr '\n' ' ')"
+  mkdir -p "$BIN"
+  cp "$tree"/src/{redis-server,redis-cli,redis-benchmark} "$BIN/"
+  rm -rf "$tree" "$APT_DIR"  # the binaries and the downloads are the cache; the rest is 200 MB
+}
+
+apply_debian_patches() {  # debian-dir tree
+  local packaging patch count=0
+  packaging=$(mktemp -d)
+  tar xJf "$1"/redis_*.debian.tar.xz -C "$packaging"
+  while read -r patch; do
+    case $patch in
+      '' | '#'*) continue ;;
+      # Only for linking Debian's system jemalloc; it breaks the bundled one we build.
+      *USE_SYSTEM_JEMALLOC*) continue ;;
+    esac
+    patch -d "$2" -p1 -s --forward <"$packaging/debian/patches/$patch" || die "Debian's patch $patch does not apply"
+    count=$((count + 1))
+  done <"$packaging/debian/patches/series"
+  rm -rf "$packaging"
+  say "Applied $count of Debian's patches (its security fixes among them)."
+}
+
+show_progress() {  # log-file; reads make's output, shows each compile step
+  local log=$1 line steps=0
+  : >"$log"
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$log"
+    line=${line//$'\e['+([0-9;])m/}
+    if [[ $line =~ ^[[:space:]]*(CC|LINK|MAKE|INSTALL)[[:space:]] ]]; then
+      steps=$((steps + 1))
+      if [[ -t 1 ]]; then
+        printf '\r\033[K  [%3d] %s' "$steps" "${line##+([[:space:]])}"
+      else
+        printf '  [%3d] %s\n' "$steps" "${line##+([[:space:]])}"
+      fi
+    fi
+  done
+  [[ -t 1 ]] && printf '\n'
+  return 0
+}
+
+# A last resort: Debian's packaged binary, unpacked into .redis/ (nothing is installed).
+use_packaged_binary() {
+  prepare_private_apt || return 1
+  local dir=$CACHE/package
+  rm -rf "$dir" && mkdir -p "$dir/debs"
+  (cd "$dir/debs" && private_apt download redis-tools libjemalloc2 liblzf1 >"$dir/download.log" 2>&1) || return 1
+  local deb
+  for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
+  local libs=("$dir"/root/usr/lib/*-linux-gnu)
+  mkdir -p "$BIN"
+  # Debian ships one binary that acts as redis-server when started under that name.
+  write_wrapper redis-server "$dir/root/usr/bin/redis-check-rdb" "${libs[0]:-}"
+  write_wrapper redis-cli "$dir/root/usr/bin/redis-cli" "${libs[0]:-}"
+  write_wrapper redis-benchmark "$dir/root/usr/bin/redis-benchmark" "${libs[0]:-}"
+}
+
+write_wrapper() {  # name binary library-dir
+  printf '#!/usr/bin/env bash\nLD_LIBRARY_PATH=%q${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec -a %s %q "$@"\n' \
+    "$3" "$1" "$2" >"$BIN/$1"
+  chmod +x "$BIN/$1"
+}
+
+build_redis() {
+  local source=${REDIS_SOURCE:-auto}
+  case $source in auto | redis.io | debian | package) ;; *) die "REDIS_SOURCE must be auto, redis.io, debian or package" ;; esac
+  [[ $source == package ]] || check_build_tools
+  if [[ $source == auto || $source == redis.io ]]; then
+    if download_from_redis_io; then
+      build_from_tarball "$TARBALL"
+      echo "Redis $REDIS_VERSION built from the redis.io release tarball (sha256 verified)" >"$BIN/ORIGIN"
+      return
+    fi
+    [[ $source == auto ]] || die "cannot download Redis from redis.io"
+    say "redis.io cannot be reached from here; trying Debian's source package instead."
+  fi
+  if [[ $source == auto || $source == debian ]]; then
+    if download_debian_source; then
+      build_from_tarball "$DEBIAN_DIR/redis_$REDIS_VERSION.orig.tar.gz" "$DEBIAN_DIR"
+      echo "Redis $REDIS_VERSION built from Debian's source package $(basename "$DEBIAN_DIR"/redis_*.dsc .dsc) (with its patches)" >"$BIN/ORIGIN"
+      return
+    fi
+    [[ $source == auto ]] || die "cannot download Debian's source package of Redis through apt"
+  fi
+  [[ $source == package ]] ||
+    say "WARNING: no Redis source is reachable (neither redis.io nor Debian's source package)."
+  say "WARNING: using Debian's packaged binary: this Redis is NOT built from source."
+  use_packaged_binary || die "no Redis source and no packaged binary reachable (no network to redis.io or apt)"
+  echo "Redis from Debian's packaged binary (NOT built from source)" >"$BIN/ORIGIN"
+}
+
+ensure_built() {  # an explicit REDIS_SOURCE always builds afresh from that source
+  if [[ -z ${REDIS_SOURCE:-} && -x $BIN/redis-server ]] && "$BIN/redis-server" --version 2>/dev/null | grep -q "v=$REDIS_VERSION "; then
+    say "Reusing $(cat "$BIN/ORIGIN" 2>/dev/null || echo "Redis $REDIS_VERSION"), in $(relative "$BIN")."
+    return
+  fi
+  build_redis
+  "$BIN/redis-server" --version >/dev/null || die "the Redis binary in $(relative "$BIN") does not run"
+  say "$(cat "$BIN/ORIGIN"), in $(relative "$BIN")."
+}
+
+# ---------------------------------------------------------------- running
+
+running_pid() {  # the pid of the server this script started on $PORT, if it runs
+  local pid
+  [[ -f $PID_FILE ]] || return 1
+  pid=$(cat "$PID_FILE")
+  # A stale pid file may name a process that is not ours any more.
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *redis-server* ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+answers_ping() { [[ $("$BIN/redis-cli" -h 127.0.0.1 -p "$PORT" ping 2>/dev/null) == PONG ]]; }
+
+start_server() {
+  local pid
+  if pid=$(running_pid); then
+    say "Redis is already running on 127.0.0.1:$PORT (pid $pid); not starting a second one."
+    print_how_to_use "$pid"
+    return
+  fi
+  answers_ping && die "a Redis server not started by this script already answers on 127.0.0.1:$PORT; stop it or set REDIS_PORT"
+  mkdir -p "$RUN_DIR"
+  # The server writes to its dump on shutdown: it gets a copy, the committed file stays as it is.
+  [[ -f $RUN_DIR/dump.rdb ]] || cp "$PROJECT/dump.rdb" "$RUN_DIR/dump.rdb"
+  "$BIN/redis-server" --bind 127.0.0.1 --port "$PORT" --dir "$RUN_DIR" --dbfilename dump.rdb \
+    --daemonize yes --pidfile "$PID_FILE" --logfile "$RUN_DIR/redis.log" ||
+    die "redis-server did not start; see $(relative "$RUN_DIR/redis.log")"
+  local tries
+  for tries in $(seq 50); do
+    answers_ping && break
+    sleep 0.1
+  done
+  answers_ping || die "redis-server does not answer PING on 127.0.0.1:$PORT; see $(relative "$RUN_DIR/redis.log")"
+  say "PING -> PONG"
+  say "Redis $REDIS_VERSION is running on 127.0.0.1:$PORT (pid $(running_pid)), its data in $(relative "$RUN_DIR")."
+  print_how_to_use "$(running_pid)"
+}
+
+print_how_to_use() {
+  say "  connect: $(relative "$BIN")/redis-cli -p $PORT      (then: get Holberton)"
+  say "  stop:    $([[ $PORT == 6379 ]] || echo "REDIS_PORT=$PORT ")./install_redis.sh --stop"
+}
+
+stop_server() {
+  local pid
+  if ! pid=$(running_pid); then
+    say "No Redis started by this script is running on port $PORT."
+    return
+  fi
+  kill -TERM "$pid"
+  local tries
+  for tries in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop within 10 seconds"
+  rm -f "$PID_FILE"
+  say "Stopped Redis on 127.0.0.1:$PORT (pid $pid); it saved its data in $(relative "$RUN_DIR")."
+}
+
+case ${1:-} in
+  '') ensure_built && start_server ;;
+  --build-only) ensure_built ;;
+  --stop) stop_server ;;
+  -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0" ;;
+  *) die "unknown option '$1' (try --help)" ;;
+esac
