@@ -1,0 +1,108 @@
+"""What every script of the course shares: where Redis is, node_redis's connect and
+error lines, its `redis.print`, and a clean way to run a script.
+
+node_redis connects in the background, prints an error line on each failed attempt and
+keeps retrying; a script here does the same before its first command, then goes on.
+"""
+
+import asyncio
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import redis
+import redis.asyncio
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CONNECTED = "Redis client connected to the server"
+RETRY_EVERY_SECONDS = 1.0
+# Without it a connect to a host that drops packets hangs for minutes.
+CONNECT_TIMEOUT_SECONDS = 2.0
+
+# What a lost or unreachable server raises (AuthenticationError is a ConnectionError).
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def not_connected(error: BaseException) -> str:
+    return f"Redis client not connected to the server: {error}"
+
+
+def create_client() -> redis.Redis:
+    """A client for REDIS_URL; it connects on its first command."""
+    return _from_url(redis.Redis)
+
+
+def create_async_client() -> redis.asyncio.Redis:
+    return _from_url(redis.asyncio.Redis)
+
+
+def _from_url(client_class: type) -> Any:
+    url = redis_url()
+    try:
+        return client_class.from_url(
+            url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+    except ValueError as error:
+        sys.exit(f"Invalid REDIS_URL {url!r}: {error}")
+
+
+def wait_until_connected(client: redis.Redis) -> None:
+    """Print the connected line once PING answers, the error line on each failed try."""
+    while True:
+        try:
+            client.ping()
+        except UNREACHABLE as error:
+            print(not_connected(error))
+            time.sleep(RETRY_EVERY_SECONDS)
+        else:
+            print(CONNECTED)
+            return
+
+
+async def wait_until_connected_async(client: redis.asyncio.Redis) -> None:
+    while True:
+        try:
+            await client.ping()
+        except UNREACHABLE as error:
+            print(not_connected(error))
+            await asyncio.sleep(RETRY_EVERY_SECONDS)
+        else:
+            print(CONNECTED)
+            return
+
+
+def redis_print(reply: Any) -> None:
+    """node_redis's `redis.print`: `Reply: <reply>`."""
+    # redis-py turns the server's status reply OK into True; node_redis shows it as sent.
+    print(f"Reply: {'OK' if reply is True else reply}")
+
+
+def run(main: Callable[[], Any]) -> NoReturn:
+    """Run a script's main (plain or async) and exit with no traceback for what is
+    expected: Ctrl-C, a lost Redis, an error reply, a closed pipe."""
+    sys.stdout.reconfigure(line_buffering=True)  # lines show up at once, even in a pipe
+    try:
+        if inspect.iscoroutinefunction(main):
+            asyncio.run(main())
+        else:
+            main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except UNREACHABLE as error:
+        print(not_connected(error))
+        sys.exit(1)
+    except redis.ResponseError as error:
+        print(f"Error: {error}")  # how redis.print shows an error reply
+        sys.exit(1)
+    except BrokenPipeError:
+        # The reader went away (`| head`); say nothing more to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(0)
