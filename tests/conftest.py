@@ -1,0 +1,71 @@
+"""Fixtures: a real redis-server for the session, spare ones for tests that stop them,
+and scripts started in the background that are always ended."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.redis_server import NO_SERVER, RedisServer, find_redis_server
+from tests.scripts import Script
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = find_redis_server()
+    if binary is None:
+        pytest.fail(NO_SERVER, pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's server, emptied for this test."""
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        yield client
+
+
+@pytest.fixture
+def make_redis_server(redis_binary: str, tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Servers of the test's own, to stop and start; `port` fixes the port. Not started."""
+    servers: list[RedisServer] = []
+
+    def make(port: int | None = None) -> RedisServer:
+        server = RedisServer(redis_binary, tmp_path / f"redis-{len(servers)}", port)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def start_script() -> Iterator[Callable[..., Script]]:
+    """Start a script in the background; whatever a test leaves running is killed."""
+    scripts: list[Script] = []
+
+    def start(name: str, redis_url: str, **env: str) -> Script:
+        scripts.append(Script(name, redis_url, **env))
+        return scripts[-1]
+
+    yield start
+    for script in scripts:
+        script.close()

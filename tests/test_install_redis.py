@@ -1,0 +1,182 @@
+"""Course task 0: install_redis.sh and dump.rdb.
+
+The script runs here on a free port (REDIS_PORT), never on 6379, and reuses the build
+that CI made with --build-only; every server it starts is stopped by the fixture.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.redis_server import PROJECT, free_port
+
+INSTALL = PROJECT / "install_redis.sh"
+DUMP = PROJECT / "dump.rdb"
+Run = Callable[..., subprocess.CompletedProcess]
+
+
+def run_install(project: Path, *args: str, timeout: float = 600, **env: str):
+    return subprocess.run(
+        [str(project / "install_redis.sh"), *args],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def install_redis() -> Iterator[tuple[Run, int]]:
+    """install_redis.sh of the project on a port of the test's own."""
+    port = free_port()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_install(PROJECT, *args, REDIS_PORT=str(port))
+
+    yield run, port
+    run("--stop")
+    shutil.rmtree(PROJECT / ".redis" / "run" / str(port), ignore_errors=True)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Iterator[Path]:
+    """The script and dump.rdb alone in a folder: a machine where nothing is built yet."""
+    shutil.copy(INSTALL, tmp_path)
+    shutil.copy(DUMP, tmp_path)
+    yield tmp_path
+    for pid_file in tmp_path.glob(".redis/run/*/redis.pid"):
+        run_install(tmp_path, "--stop", REDIS_PORT=pid_file.parent.name)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def client(port: int) -> redis.Redis:
+    return redis.Redis(port=port, decode_responses=True)
+
+
+def test_dump_rdb_holds_holberton_school(make_redis_server):
+    server = make_redis_server()
+    server.directory.mkdir(parents=True)
+    shutil.copy(DUMP, server.directory / "dump.rdb")
+    server.start()
+    with server.client() as redis_client:
+        assert redis_client.get("Holberton") == "School"
+        assert redis_client.keys("*") == ["Holberton"]
+        assert redis_client.info("server")["redis_version"] == "7.0.15"
+
+
+def test_starts_redis_with_the_dump_then_stops_it(install_redis):
+    run, port = install_redis
+    dump_before = sha256(DUMP)
+
+    started = run()
+    assert started.returncode == 0, started.stderr
+    lines = started.stdout.splitlines()
+    assert re.fullmatch(r"Reusing Redis 7\.0\.15 built from .*, in \.redis/bin\.", lines[0])
+    assert lines[1] == "PING -> PONG"
+    pid = re.fullmatch(
+        rf"Redis 7\.0\.15 is running on 127\.0\.0\.1:{port} \(pid (\d+)\), "
+        rf"its data in \.redis/run/{port}\.",
+        lines[2],
+    ).group(1)
+    assert lines[3:] == [
+        f"  connect: .redis/bin/redis-cli -p {port}      (then: get Holberton)",
+        f"  stop:    REDIS_PORT={port} ./install_redis.sh --stop",
+    ]
+    with client(port) as redis_client:
+        assert redis_client.get("Holberton") == "School"
+        assert redis_client.config_get("bind") == {"bind": "127.0.0.1"}
+        redis_client.set("written", "before the stop")
+
+    stopped = run("--stop")
+    assert stopped.stdout == (
+        f"Stopped Redis on 127.0.0.1:{port} (pid {pid}); it saved its data in .redis/run/{port}.\n"
+    )
+    with pytest.raises(redis.ConnectionError), client(port) as redis_client:
+        redis_client.ping()
+    assert sha256(DUMP) == dump_before  # the server worked on a copy
+
+    assert run().returncode == 0  # started again: on the data it saved
+    with client(port) as redis_client:
+        assert redis_client.get("written") == "before the stop"
+
+
+def test_a_second_run_reports_the_running_server(install_redis):
+    run, port = install_redis
+    first = run()
+    pid = re.search(r"\(pid (\d+)\)", first.stdout).group(1)
+    second = run()
+    assert second.returncode == 0
+    assert second.stdout.splitlines()[1] == (
+        f"Redis is already running on 127.0.0.1:{port} (pid {pid}); not starting a second one."
+    )
+    assert "PING -> PONG" not in second.stdout
+
+
+def test_stop_with_nothing_running(install_redis):
+    run, port = install_redis
+    result = run("--stop")
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"No Redis started by this script is running on port {port}.\n",
+    )
+
+
+def test_a_server_it_did_not_start_is_left_alone(install_redis, make_redis_server):
+    run, port = install_redis
+    make_redis_server(port).start()
+    result = run()
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"install_redis.sh: a Redis server not started by this script already answers "
+        f"on 127.0.0.1:{port}; stop it or set REDIS_PORT\n"
+    )
+
+
+def test_an_unknown_option_gets_one_line():
+    result = run_install(PROJECT, "--frobnicate")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "install_redis.sh: unknown option '--frobnicate' (try --help)\n"
+
+
+def test_no_compiler_fails_with_one_line_before_downloading(project_copy):
+    result = run_install(project_copy, "--build-only", CC="no-such-compiler")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "install_redis.sh: no C compiler found (no-such-compiler): "
+        "install gcc (Debian: apt-get install build-essential)\n"
+    )
+    assert not (project_copy / ".redis" / "downloads").exists()
+
+
+def test_an_unknown_source_gets_one_line(project_copy):
+    result = run_install(project_copy, "--build-only", REDIS_SOURCE="ftp")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "install_redis.sh: REDIS_SOURCE must be auto, redis.io, debian or package\n"
+    )
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="Debian's packages need apt")
+def test_the_packaged_binary_as_last_resort_says_so(project_copy):
+    port = str(free_port())
+    result = run_install(project_copy, REDIS_SOURCE="package", REDIS_PORT=port)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:4] == [
+        "WARNING: using Debian's packaged binary: this Redis is NOT built from source.",
+        "Reading the package index through apt (a private copy of this machine's sources)...",
+        "Redis from Debian's packaged binary (NOT built from source), in .redis/bin.",
+        "PING -> PONG",
+    ]
+    with client(int(port)) as redis_client:
+        assert redis_client.get("Holberton") == "School"
