@@ -34,20 +34,23 @@ def not_connected(error: BaseException) -> str:
     return f"Redis client not connected to the server: {error}"
 
 
-def create_client() -> redis.Redis:
-    """A client for REDIS_URL; it connects on its first command."""
-    return _from_url(redis.Redis)
+def create_client(decode_responses: bool = True) -> redis.Redis:
+    """A client for REDIS_URL; it connects on its first command.
+
+    RQ stores pickled bytes: its connection needs `decode_responses=False`.
+    """
+    return _from_url(redis.Redis, decode_responses)
 
 
 def create_async_client() -> redis.asyncio.Redis:
-    return _from_url(redis.asyncio.Redis)
+    return _from_url(redis.asyncio.Redis, decode_responses=True)
 
 
-def _from_url(client_class: type) -> Any:
+def _from_url(client_class: type, decode_responses: bool) -> Any:
     url = redis_url()
     try:
         return client_class.from_url(
-            url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+            url, decode_responses=decode_responses, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
         )
     except ValueError as error:
         sys.exit(f"Invalid REDIS_URL {url!r}: {error}")

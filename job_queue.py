@@ -1,0 +1,394 @@
+"""Kue's job model on RQ: what the course's Kue gave and RQ lacks, written once.
+
+- Numbered ids. A job's id is the next value of one Redis counter (INCR), as in Kue,
+  so ids rise across runs and processes: 1, 2, 3...
+- Events heard by the process that created the job: `created`, `progress`,
+  `completed`, `failed`. They are appended to a Redis Stream per queue, by the creator
+  (`created`) and by whichever worker runs the job (the rest). A stream, not pub/sub:
+  pub/sub stores nothing, so a creator that reads late would miss what happened; a
+  stream keeps the events and the creator reads them from where its jobs began.
+- Progress from inside a job: `report_progress(50)`, as Kue's `job.progress(50, 100)`.
+
+The jobs stay plain RQ jobs on queues named as in the course: `rq info` lists them and
+a stock `rq worker <queue>` started in this folder works them, events and all, because
+the events come from the job itself (RQ success and failure callbacks, and
+`report_progress`), not from a worker of ours.
+
+Keys: `job_queue:ids` (the counter) and `job_queue:events:<queue>` (the streams).
+"""
+
+import contextlib
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from rq import Callback, Queue, SimpleWorker, get_current_job
+from rq.connections import parse_connection
+from rq.exceptions import AbandonedJobError, StopRequested
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
+from rq.worker_pool import ForkProcess, WorkerPool
+
+from redis_connection import UNREACHABLE, not_connected
+
+IDS_KEY = "job_queue:ids"
+EVENTS_KEY = "job_queue:events:{queue}"
+# Older events are trimmed; a creator that far behind still learns how its jobs ended
+# (see JobCreator._catch_up).
+EVENTS_KEPT = 100_000
+# The course's jobs take milliseconds; one that runs this long is stuck and is stopped.
+JOB_TIMEOUT_SECONDS = 30
+# A creator with nothing to read for this long checks its jobs in Redis (see _catch_up).
+CATCH_UP_AFTER_SECONDS = 5.0
+CATCH_UP_JOBS = 1000
+ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+log = logging.getLogger("job_queue")
+
+
+def events_key(queue_name: str) -> str:
+    return EVENTS_KEY.format(queue=queue_name)
+
+
+def _append_event(target: Any, queue_name: str, job_id: str, event: str, **fields: Any) -> None:
+    """XADD one event; `target` is a client or a pipeline."""
+    entry = {"job": job_id, "event": event, **fields}
+    target.xadd(events_key(queue_name), entry, maxlen=EVENTS_KEPT, approximate=True)
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+def report_progress(completed: int, total: int = 100) -> None:
+    """From inside a job: report how far it is, as Kue's `job.progress(completed, total)`.
+
+    The percent goes to the creator as a `progress` event and into the job's meta, where
+    RQ's tools show it.
+    """
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("report_progress() is for the function of a running job")
+    percent = min(100, completed * 100 // total)
+    job.meta["progress"] = percent
+    with job.connection.pipeline() as pipe:
+        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))  # what job.save_meta() writes
+        _append_event(pipe, job.origin, job.id, "progress", percent=percent)
+        pipe.execute()
+
+
+def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
+    """RQ success callback of every job made here: tell the creator."""
+    _append_event(connection, job.origin, job.id, "completed")
+
+
+def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any, tb: Any) -> None:
+    """RQ failure callback of every job made here: tell the creator, with the error."""
+    if job.retries_left:
+        return  # RQ runs it again: not the end of it
+    _append_event(connection, job.origin, job.id, "failed", error=_error_text(exc_type, exc_value))
+
+
+def _error_text(exc_type: type, exc_value: Any) -> str:
+    if exc_type is AbandonedJobError:
+        return "Job abandoned: its worker stopped before the job ended"
+    return str(exc_value) or exc_type.__name__
+
+
+# ---------------------------------------------------------------- the creator side
+
+Handler = Callable[..., None]
+
+
+class JobCreator:
+    """Creates jobs on one queue and tells its handlers what becomes of them.
+
+    Handlers get the job id first: `progress(job_id, percent)`, `completed(job_id)`,
+    `failed(job_id, error)`. They run in the thread that calls `wait()` (or in the
+    thread of `listen_in_background()`), one event at a time, in the order each job
+    reported them.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        progress: Handler | None = None,
+        completed: Handler | None = None,
+        failed: Handler | None = None,
+    ) -> None:
+        self.queue = queue
+        self.connection: redis.Redis = queue.connection
+        self._reader = _blocking_client(queue.connection, CATCH_UP_AFTER_SECONDS + 10)
+        self.handlers = {"progress": progress, "completed": completed, "failed": failed}
+        self._events_key = events_key(queue.name)
+        self._read_from: str | None = None  # the stream position after the last event read
+        self._unfinished: set[str] = set()  # jobs created here that have not ended yet
+        self._lock = threading.Lock()
+
+    def create(self, func: str | Callable, data: Any, **enqueue_options: Any) -> Job:
+        """Queue a job running `func(data)`, with the next numbered id."""
+        job_id = str(self.connection.incr(IDS_KEY))
+        with self.connection.pipeline() as pipe:
+            job = self.queue.enqueue(
+                func,
+                data,
+                job_id=job_id,
+                job_timeout=enqueue_options.pop("job_timeout", JOB_TIMEOUT_SECONDS),
+                on_success=Callback(job_completed),
+                on_failure=Callback(job_failed),
+                pipeline=pipe,
+                **enqueue_options,
+            )
+            _append_event(pipe, self.queue.name, job_id, "created")
+            created_at = pipe.execute()[-1]
+        with self._lock:
+            self._unfinished.add(job_id)
+            if self._read_from is None:  # read from just before this job's first event
+                self._read_from = _decode(created_at)
+        return job
+
+    def wait(self) -> None:
+        """Deliver events to the handlers until every job created here has ended."""
+        while self._unfinished:
+            self._deliver_next_events()
+
+    def listen_in_background(self) -> threading.Thread:
+        """For a long-running process (an app): deliver events in a thread of their own."""
+        self._read_from = self._read_from or self._last_event_id()
+
+        def listen() -> None:
+            while True:
+                self._deliver_next_events()
+
+        thread = threading.Thread(target=listen, name=f"events of {self.queue.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _deliver_next_events(self) -> None:
+        try:
+            entries = self._read_events()
+            if entries:
+                for entry_id, fields in entries:
+                    self._read_from = _decode(entry_id)
+                    self._deliver({_decode(k): _decode(v) for k, v in fields.items()})
+            else:
+                self._catch_up()
+        except UNREACHABLE as error:
+            # The stream keeps the events meanwhile: once Redis is back, nothing is lost.
+            print(not_connected(error))
+            time.sleep(1)
+
+    def _read_events(self) -> list:
+        reply = self._reader.xread(
+            {self._events_key: self._read_from or "0-0"},
+            count=1000,
+            block=int(CATCH_UP_AFTER_SECONDS * 1000),
+        )
+        return reply[0][1] if reply else []
+
+    def _deliver(self, event: dict[str, str]) -> None:
+        job_id, name = event["job"], event["event"]
+        with self._lock:
+            if job_id not in self._unfinished:
+                return  # another creator's job, or one already reported as ended
+            if name in ("completed", "failed"):
+                self._unfinished.discard(job_id)
+        handler = self.handlers.get(name)
+        if handler is None:
+            return
+        if name == "progress":
+            handler(job_id, int(event["percent"]))
+        elif name == "failed":
+            handler(job_id, event["error"])
+        else:
+            handler(job_id)
+
+    def _catch_up(self) -> None:
+        """Nothing new for a while: learn from Redis how jobs ended that sent no event.
+
+        A stock forking `rq worker` whose work horse is killed fails the job without
+        running its failure callback; a worker killed outright leaves its job "started"
+        until RQ's registry cleanup calls it abandoned (and runs the callback, whose
+        event arrives on the next read). Costs one round trip per check, none per job.
+        """
+        with self._lock:
+            # The oldest first, a bounded number per check: a queue is worked oldest first.
+            unfinished = sorted(self._unfinished, key=int)[:CATCH_UP_JOBS]
+        if not unfinished:
+            return
+        for job_id, job in zip(
+            unfinished, Job.fetch_many(unfinished, self.connection), strict=True
+        ):
+            if job is None:
+                self._deliver({"job": job_id, "event": "failed", "error": "Job no longer in Redis"})
+            elif job.get_status(refresh=False) == JobStatus.FINISHED:
+                self._deliver({"job": job_id, "event": "completed"})
+            elif job.get_status(refresh=False) in ENDED:
+                self._deliver({"job": job_id, "event": "failed", "error": _stored_error(job)})
+        # Signals only work in the main thread; this may run in the listening thread.
+        StartedJobRegistry(
+            self.queue.name, connection=self.connection, death_penalty_class=TimerDeathPenalty
+        ).cleanup()
+
+    def _last_event_id(self) -> str:
+        last = self.connection.xrevrange(self._events_key, count=1)
+        return _decode(last[0][0]) if last else "0-0"
+
+
+def _blocking_client(connection: redis.Redis, socket_timeout: float) -> redis.Redis:
+    """A client like `connection` whose reads may wait `socket_timeout` seconds: a
+    blocking XREAD outlasts redis-py's default of 5, and the caller's client stays as is."""
+    client_class, connection_class, kwargs = parse_connection(connection)
+    kwargs["socket_timeout"] = socket_timeout
+    return client_class(
+        connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs)
+    )
+
+
+def _stored_error(job: Job) -> str:
+    """The message of the error RQ stored for a failed job (its traceback's last line)."""
+    result = job.latest_result()
+    lines = (result.exc_string or "").strip().splitlines() if result else []
+    if not lines:
+        return f"Job {job.get_status(refresh=False).value}"
+    return re.sub(r"^[A-Za-z_][\w.]*: ", "", lines[-1])  # "ValueError: msg" -> "msg"
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---------------------------------------------------------------- the processor side
+
+
+class JobWorker(SimpleWorker):
+    """The workers of this project's processors: RQ's SimpleWorker (no fork per job),
+    with a job's failure logged in one line (it is an expected outcome, reported to the
+    creator) and a heartbeat that lets RQ call a job abandoned soon after its worker died.
+    """
+
+    # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
+    HEARTBEAT_MARGIN_SECONDS = 10
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
+        super().__init__(*args, **kwargs)
+        self.stop_requested = False
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        timeout = job.timeout if job.timeout and job.timeout > 0 else JOB_TIMEOUT_SECONDS
+        return int(timeout) + self.HEARTBEAT_MARGIN_SECONDS
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        self.log.info("Job %s failed: %s", job.id, _error_text(exc_info[0], exc_info[1]))
+        for handler in self._exc_handlers:
+            if handler(job, *exc_info) is False:
+                break
+
+    def _install_signal_handlers(self) -> None:
+        """Keep the handlers of its process (_WorkerProcess), which call request_stop."""
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # finishes a job in hand, else stops at once
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        # RQ's idle stop raises StopRequested from the signal handler; raised while
+        # redis-py connects, it turns into a ConnectionError that RQ retries forever.
+        # The next heartbeat, first thing of each retry, stops it for good.
+        if self.stop_requested and self.get_state() == WorkerStatus.IDLE:
+            raise StopRequested
+        super().heartbeat(*args, **kwargs)
+
+
+class _WorkerProcess:
+    """One worker process of a processor: it works the queues until Ctrl-C or SIGTERM,
+    and starts a new worker whenever one stopped because Redis was lost."""
+
+    def __init__(self, queue_names: list[str], connection: redis.Redis) -> None:
+        self.queue_names = queue_names
+        self.connection = connection
+        self.stopping = threading.Event()
+        self.worker: JobWorker | None = None
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        with contextlib.suppress(StopRequested):
+            while not self.stopping.is_set():
+                self._work()
+                self.stopping.wait(1)  # Redis was lost: try again in a second
+
+    def _work(self) -> None:
+        try:
+            self.worker = JobWorker(self.queue_names, connection=self.connection)
+            if not self.stopping.is_set():
+                self.worker.work(logging_level="WARNING")
+        except UNREACHABLE as error:
+            log.warning("Worker: Redis unreachable (%s), trying again in 1 s", error)
+        finally:
+            # A worker that lost Redis could not tidy up: stop its command-listening thread.
+            if self.worker is not None and self.worker.pubsub_thread is not None:
+                self.worker.pubsub_thread.stop()
+            self.worker = None
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        # A flag, not an exception: raised inside redis-py, an exception could be
+        # taken for a lost connection and retried.
+        self.stopping.set()
+        if self.worker is not None:
+            self.worker.request_stop(signum, frame)
+
+
+def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
+    _WorkerProcess(queue_names, connection).run()
+
+
+class _JobWorkerPool(WorkerPool):
+    """RQ's worker pool (it starts the workers, restarts one that died, and stops them
+    on Ctrl-C or SIGTERM), whose workers survive a Redis restart."""
+
+    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any):
+        # A connection of its own for the new process, as RQ's pool makes one.
+        pool = redis.ConnectionPool(connection_class=self._pool_class, **self._pool_kwargs)
+        connection = self._connection_class(connection_pool=pool)
+        return ForkProcess(
+            target=_run_worker_process, args=(self._queue_names, connection), name=f"Worker {name}"
+        )
+
+
+def work(queue_names: Iterable[str], connection: redis.Redis, workers: int = 1) -> None:
+    """Work the queues with `workers` jobs at a time (one RQ worker process each) until
+    Ctrl-C or SIGTERM; jobs in hand are finished first."""
+    _log_quietly()
+    pool = _JobWorkerPool(list(queue_names), connection=connection, num_workers=workers)
+    pool.start(logging_level="WARNING")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records in one line: an exception as its message, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} {record.exc_info[1]!r}"
+        return message.splitlines()[0] if message else message
+
+
+def _log_quietly() -> None:
+    """Warnings and errors of RQ and this module on stderr, one line each.
+
+    RQ would log to stdout, where the course's lines go; with a handler on the root
+    logger it leaves logging to us.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
