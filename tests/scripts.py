@@ -1,11 +1,14 @@
 """Run the project's scripts as a user does, with REDIS_URL pointing at a test server."""
 
+import contextlib
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -31,8 +34,21 @@ def run_script(
     )
 
 
+def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
+    """Check `condition` every 50 ms until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what or condition}")
+        time.sleep(0.05)
+
+
 class Script:
-    """A script running in the background, whose output lines a test waits for."""
+    """A script running in the background, whose output lines a test waits for.
+
+    It runs in a session of its own, so that `interrupt()` reaches it and every process
+    it started, as Ctrl-C in its terminal does.
+    """
 
     def __init__(self, name: str, redis_url: str, **env: str) -> None:
         self.name = name
@@ -43,10 +59,11 @@ class Script:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         self.lines: list[str] = []  # every line read so far
         self._unread: queue.Queue[str | None] = queue.Queue()
-        self._stderr = ""
+        self.error_lines: list[str] = []  # its stderr, line by line as written
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -57,7 +74,8 @@ class Script:
         self._unread.put(None)
 
     def _read_stderr(self) -> None:
-        self._stderr = self.process.stderr.read()
+        for line in self.process.stderr:
+            self.error_lines.append(line)
 
     def next_line(self, timeout: float = 20) -> str:
         try:
@@ -74,10 +92,11 @@ class Script:
         return [self.next_line(timeout) for _ in range(count)]
 
     def interrupt(self) -> None:
-        """What Ctrl-C in its terminal does."""
-        self.process.send_signal(signal.SIGINT)
+        """What Ctrl-C in its terminal does: SIGINT to it and to the processes it started."""
+        os.killpg(self.process.pid, signal.SIGINT)
 
     def terminate(self) -> None:
+        """What `kill <pid>` does: SIGTERM to the script's own process."""
         self.process.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float = 30) -> int:
@@ -95,9 +114,10 @@ class Script:
         if self.process.poll() is None:
             return "(still running)"
         self._stderr_reader.join(timeout=5)
-        return self._stderr
+        return "".join(self.error_lines)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """Kill it and whatever it started, if still there."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()

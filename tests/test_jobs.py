@@ -1,0 +1,368 @@
+"""Course tasks 6 to 9 on a real Redis: the creators and processors run as a user runs
+them, in either order, with the stock `rq worker`, and through faults."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, Worker
+from rq.job import Job, JobStatus
+
+from job_queue import JobCreator
+from tests.redis_server import free_port
+from tests.scripts import PROJECT, run_script, wait_until
+
+JOBS_7 = [  # phone numbers of 7_job_creator.py, in its order
+    "4153518780",
+    "4153518781",
+    "4153518743",
+    "4153538781",
+    "4153118782",
+    "4153718781",
+    "4159518782",
+    "4158718781",
+    "4153818782",
+    "4154318781",
+    "4151218782",
+]
+BLACKLISTED = {"4153518780", "4153518781"}
+CODES = ["1234", "4562", "4321", "4562", "4321", "4562", "4321", "4562", "4321", "4562", "4321"]
+
+
+RQ = str(Path(sys.executable).with_name("rq"))  # RQ's command line, as installed
+
+
+def rq_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run([RQ, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def rq_connection(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def registered_workers(url: str, queue_name: str) -> int:
+    with rq_connection(url) as connection:
+        return len(Worker.all(queue=Queue(queue_name, connection=connection)))
+
+
+def start_processor(start_script, name, url, queue_name, workers):
+    processor = start_script(name, url)
+    wait_until(lambda: registered_workers(url, queue_name) == workers, what="workers registered")
+    return processor
+
+
+# ------------------------------------------------------------------ 6: one job
+
+
+def test_6_creator_first_then_processor(redis_url, start_script):
+    creator = start_script("6_job_creator.py", redis_url)
+    assert creator.next_line() == "Notification job created: 1"
+    processor = start_script("6_job_processor.py", redis_url)
+    assert processor.next_line() == (
+        "Sending notification to 4153518780, with message: This is the code to verify your account"
+    )
+    assert creator.wait() == 0
+    assert creator.lines == ["Notification job created: 1", "Notification job completed"]
+    assert creator.stderr() == ""
+
+
+def test_6_processor_first_and_ids_rise_across_runs(redis_url, start_script):
+    processor = start_processor(
+        start_script, "6_job_processor.py", redis_url, "push_notification_code", 1
+    )
+    for job_id in (1, 2):
+        result = run_script("6_job_creator.py", redis_url)
+        assert result.stdout.splitlines() == [
+            f"Notification job created: {job_id}",
+            "Notification job completed",
+        ]
+        assert (result.returncode, result.stderr) == (0, "")
+    assert (
+        processor.read_lines(2)
+        == [
+            "Sending notification to 4153518780, with message: This is the code to verify "
+            "your account"
+        ]
+        * 2
+    )
+
+
+def test_6_creator_reports_a_job_that_failed_without_an_event(redis_url, start_script, tmp_path):
+    creator = start_script("6_job_creator.py", redis_url)
+    assert creator.next_line() == "Notification job created: 1"
+    # Started outside the project folder, a stock worker cannot import the job's function,
+    # nor the callback that would send the event: the creator learns it from Redis.
+    rq_cli("worker", "--burst", "--url", redis_url, "push_notification_code", cwd=tmp_path)
+    assert creator.wait() == 0
+    assert creator.rest == ["Notification job failed"]
+
+
+# ------------------------------------------------------------------ 7: progress, two at a time
+
+
+def expected_lines_7(first_id: int) -> dict[str, list[str]]:
+    """Every line 7_job_creator prints about each job, in the order it prints them."""
+    lines = {}
+    for offset, number in enumerate(JOBS_7):
+        job_id = str(first_id + offset)
+        progress = [f"Notification job {job_id} 0% complete"]
+        if number in BLACKLISTED:
+            ending = [f"Notification job {job_id} failed: Phone number {number} is blacklisted"]
+        else:
+            progress.append(f"Notification job {job_id} 50% complete")
+            ending = [f"Notification job {job_id} completed"]
+        lines[job_id] = progress + ending
+    return lines
+
+
+def lines_per_job(lines: list[str]) -> dict[str, list[str]]:
+    per_job = defaultdict(list)
+    for line in lines:
+        per_job[line.split()[2]].append(line)
+    return dict(per_job)
+
+
+def sending_lines() -> list[str]:
+    return sorted(
+        f"Sending notification to {number}, with message: This is the code {code} to verify "
+        "your account"
+        for number, code in zip(JOBS_7, CODES, strict=True)
+        if number not in BLACKLISTED
+    )
+
+
+def assert_7_creator_output(lines: list[str], first_id: int = 1) -> None:
+    created = [f"Notification job created: {first_id + n}" for n in range(11)]
+    assert lines[:11] == created
+    assert lines_per_job(lines[11:]) == expected_lines_7(first_id)
+
+
+def test_7_processor_first_works_two_at_a_time(redis_url, start_script):
+    processor = start_processor(
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+    )
+    result = run_script("7_job_creator.py", redis_url)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert_7_creator_output(result.stdout.splitlines())
+    assert sorted(processor.read_lines(9)) == sending_lines()
+    processor.interrupt()
+    assert processor.wait() == 0
+    assert processor.rest == []
+    assert processor.stderr() == ""
+    assert registered_workers(redis_url, "push_notification_code_2") == 0
+
+
+def test_7_creator_first_then_processor(redis_url, start_script):
+    creator = start_script("7_job_creator.py", redis_url)
+    assert creator.read_lines(11) == [f"Notification job created: {n}" for n in range(1, 12)]
+    processor = start_script("7_job_processor.py", redis_url)
+    assert creator.wait() == 0
+    assert_7_creator_output(creator.lines)
+    assert creator.stderr() == ""
+    assert sorted(processor.read_lines(9)) == sending_lines()
+
+
+def test_7_stock_rq_worker_works_the_jobs_with_events(redis_url, start_script):
+    creator = start_script("7_job_creator.py", redis_url)
+    creator.read_lines(11)
+    worker = rq_cli("worker", "--burst", "--url", redis_url, "push_notification_code_2")
+    assert worker.returncode == 0, worker.stderr
+    assert creator.wait() == 0
+    assert_7_creator_output(creator.lines)
+    assert sorted(line for line in worker.stdout.splitlines() if "Sending" in line) == (
+        sending_lines()
+    )
+
+
+def test_7_ids_rise_across_runs(redis_url, start_script):
+    start_processor(start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2)
+    for first_id in (1, 12):
+        result = run_script("7_job_creator.py", redis_url)
+        assert_7_creator_output(result.stdout.splitlines(), first_id)
+
+
+def test_8_job_script_with_the_stock_worker_on_queue_3(redis_url, start_script):
+    script = start_script("8_job.py", redis_url)
+    assert script.next_line() == "Notification job created: 1"
+    rq_cli("worker", "--burst", "--url", redis_url, "push_notification_code_3")
+    assert script.wait() == 0
+    assert script.rest == [
+        "Notification job 1 0% complete",
+        "Notification job 1 failed: Phone number 4153518780 is blacklisted",
+    ]
+
+
+# ------------------------------------------------------------------ stopping and faults
+
+
+def slow_job_creator(url: str, queue_name: str = "push_notification_code_2", **handlers):
+    return JobCreator(Queue(queue_name, connection=rq_connection(url)), **handlers)
+
+
+def test_ctrl_c_finishes_the_job_in_hand_then_stops(redis_url, start_script):
+    processor = start_processor(
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+    )
+    ended = []
+    creator = slow_job_creator(redis_url, completed=ended.append)
+    job = creator.create("tests.slow_jobs.slow_job", {"seconds": 2})
+    wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
+    processor.interrupt()
+    creator.wait()
+    assert ended == [job.id]
+    assert processor.wait() == 0
+    assert processor.lines == ["Slow job done after 2 s"]
+    assert processor.stderr() == ""
+
+
+def test_sigterm_stops_a_processor(redis_url, start_script):
+    processor = start_processor(
+        start_script, "6_job_processor.py", redis_url, "push_notification_code", 1
+    )
+    processor.terminate()
+    assert processor.wait() == 0
+    assert processor.stderr() == ""
+    assert registered_workers(redis_url, "push_notification_code") == 0
+
+
+def test_processor_goes_on_after_redis_restarts(make_redis_server, start_script):
+    server = make_redis_server().start()
+    processor = start_processor(
+        start_script, "7_job_processor.py", server.url, "push_notification_code_2", 2
+    )
+    assert_7_creator_output(run_script("7_job_creator.py", server.url).stdout.splitlines())
+
+    server.stop()
+    server.start()  # empty again: the ids start over
+    result = run_script("7_job_creator.py", server.url)
+    assert_7_creator_output(result.stdout.splitlines())
+    assert sorted(processor.read_lines(18)) == sorted(sending_lines() * 2)
+    processor.interrupt()
+    assert processor.wait() == 0
+    assert "Traceback" not in processor.stderr()
+
+
+def test_a_job_whose_worker_is_killed_fails_as_abandoned(redis_url, start_script):
+    start_processor(start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2)
+    failures = []
+    creator = slow_job_creator(redis_url, failed=lambda job_id, error: failures.append(error))
+    job = creator.create("tests.slow_jobs.slow_job", {"seconds": 60}, job_timeout=5)
+    wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
+    with rq_connection(redis_url) as connection:
+        worker = Job.fetch(job.id, connection=connection).worker_name
+        pid = int(connection.hget(f"rq:worker:{worker}", "pid"))
+    os.kill(pid, signal.SIGKILL)
+
+    creator.wait()  # RQ calls the job abandoned once its worker's heartbeat has expired
+    assert failures == ["Job abandoned: its worker stopped before the job ended"]
+    info = rq_cli("info", "--url", redis_url, "push_notification_code_2")
+    assert "push_notification_code_2 | 0, 0 executing, 0 finished, 1 failed" in info.stdout
+    with rq_connection(redis_url) as connection:
+        failed = Queue("push_notification_code_2", connection=connection).failed_job_registry
+        assert failed.get_job_ids() == [job.id]
+        assert (
+            "AbandonedJobError"
+            in Job.fetch(job.id, connection=connection).latest_result().exc_string
+        )
+    # The pool started a new worker in place of the killed one.
+    wait_until(lambda: registered_workers(redis_url, "push_notification_code_2") == 2)
+
+
+@pytest.mark.parametrize("queue_name", ["push_notification_code_2"])
+def test_an_abandoned_job_can_be_requeued_as_readme_says(redis_url, start_script, queue_name):
+    with rq_connection(redis_url) as connection:
+        queue = Queue(queue_name, connection=connection)
+        creator = slow_job_creator(redis_url, queue_name)
+        job = creator.create("tests.slow_jobs.slow_job", {"seconds": 0})
+        queue.remove(job.id)
+        queue.failed_job_registry.add(job, exc_string="AbandonedJobError")
+    requeue = rq_cli("requeue", "--url", redis_url, "--queue", queue_name, "--all")
+    assert requeue.returncode == 0, requeue.stderr
+    processor = start_script("7_job_processor.py", redis_url)
+    assert processor.next_line() == "Slow job done after 0 s"
+
+
+# ------------------------------------------------------------------ no event lost to a race
+
+
+def record_events(url: str) -> tuple[JobCreator, list]:
+    events = []
+    creator = slow_job_creator(
+        url,
+        progress=lambda job_id, percent: events.append((job_id, f"{percent}%")),
+        completed=lambda job_id: events.append((job_id, "completed")),
+        failed=lambda job_id, error: events.append((job_id, error)),
+    )
+    return creator, events
+
+
+NOTIFY = "7_job_processor.notification_job"
+BLOCKED = {"phoneNumber": "4153518780", "message": "code"}
+SENT = {"phoneNumber": "4153518743", "message": "code"}
+
+
+def test_a_creator_that_listens_after_its_jobs_ended_hears_every_event(redis_url):
+    creator, events = record_events(redis_url)
+    blocked, sent = creator.create(NOTIFY, BLOCKED), creator.create(NOTIFY, SENT)
+    rq_cli("worker", "--burst", "--url", redis_url, "push_notification_code_2")
+    assert blocked.get_status(refresh=True) == JobStatus.FAILED  # both ended, unheard
+
+    creator.wait()
+    assert events == [
+        ("1", "0%"),
+        ("1", "Phone number 4153518780 is blacklisted"),
+        ("2", "0%"),
+        ("2", "50%"),
+        ("2", "completed"),
+    ]
+    assert sent.get_status(refresh=True) == JobStatus.FINISHED
+
+
+def test_with_its_events_gone_a_creator_learns_the_end_from_the_jobs(redis_url):
+    creator, events = record_events(redis_url)
+    creator.create(NOTIFY, BLOCKED)
+    creator.create(NOTIFY, SENT)
+    rq_cli("worker", "--burst", "--url", redis_url, "push_notification_code_2")
+    with rq_connection(redis_url) as connection:
+        connection.delete("job_queue:events:push_notification_code_2")  # as if trimmed
+
+    creator.wait()
+    assert events == [
+        ("1", "Phone number 4153518780 is blacklisted"),
+        ("2", "completed"),
+    ]
+
+
+# ------------------------------------------------------------------ no Redis
+
+
+@pytest.mark.parametrize("name", ["6_job_creator.py", "7_job_creator.py", "8_job.py"])
+def test_a_creator_without_redis_says_so_in_one_line(name):
+    port = free_port()
+    result = run_script(name, f"redis://127.0.0.1:{port}/0")
+    assert result.stdout == (
+        "Redis client not connected to the server: "
+        f"Error 111 connecting to 127.0.0.1:{port}. Connection refused.\n"
+    )
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+@pytest.mark.parametrize("name", ["6_job_processor.py", "7_job_processor.py"])
+def test_a_processor_waits_for_redis_and_stops_on_ctrl_c(name, start_script):
+    port = free_port()
+    processor = start_script(name, f"redis://127.0.0.1:{port}/0")
+    wait_until(lambda: len(processor.error_lines) >= 2, what="two tries to reach Redis")
+    processor.interrupt()
+    assert processor.wait() == 0
+    assert processor.lines == []
+    errors = processor.stderr().splitlines()
+    assert errors  # it said why it does nothing, once a second, one line each
+    assert set(errors) == {
+        f"Worker: Redis unreachable (Error 111 connecting to 127.0.0.1:{port}. "
+        "Connection refused.), trying again in 1 s"
+    }
