@@ -1,0 +1,93 @@
+"""Task 12 (9-stock.js): products and their stock, served on port 1245.
+
+The stock of product N lives in Redis under `item.N` (a missing key: none reserved yet),
+so it survives a restart of the app and is shared by every process that serves it.
+A reservation takes one unit in a single atomic step: many clients at once get exactly
+the stock there was, never more.
+
+    python 9_stock.py                               # Flask's own server, as npm run dev
+    gunicorn -w 2 -b 127.0.0.1:1245 '9_stock:create_app()'   # a production server
+"""
+
+import redis
+from flask import Flask, Response
+
+from redis_connection import create_client, run
+from web_app import create_json_app, json_response, parse_id, serve
+
+list_products = [
+    {"itemId": 1, "itemName": "Suitcase 250", "price": 50, "initialAvailableQuantity": 4},
+    {"itemId": 2, "itemName": "Suitcase 450", "price": 100, "initialAvailableQuantity": 10},
+    {"itemId": 3, "itemName": "Suitcase 650", "price": 350, "initialAvailableQuantity": 2},
+    {"itemId": 4, "itemName": "Suitcase 1050", "price": 550, "initialAvailableQuantity": 5},
+]
+PRODUCT_NOT_FOUND = {"status": "Product not found"}
+
+# Reading the stock and writing it back in two steps (as the course did) lets two
+# requests both take the last unit; this script does both in one step.
+TAKE_ONE = """
+local stock = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if stock < 1 then return -1 end
+redis.call('SET', KEYS[1], stock - 1)
+return stock - 1
+"""
+
+
+def get_item_by_id(item_id: int | None) -> dict | None:
+    return next((item for item in list_products if item["itemId"] == item_id), None)
+
+
+class Stock:
+    """The current stock of each product, in Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._take_one = client.register_script(TAKE_ONE)
+
+    @staticmethod
+    def key(item: dict) -> str:
+        return f"item.{item['itemId']}"
+
+    def get_current_reserved_stock_by_id(self, item: dict) -> int:
+        stock = self.client.get(self.key(item))
+        return item["initialAvailableQuantity"] if stock is None else int(stock)
+
+    def reserve_stock_by_id(self, item: dict) -> int | None:
+        """Take one unit: the stock left, or None when there was none."""
+        left = self._take_one(keys=[self.key(item)], args=[item["initialAvailableQuantity"]])
+        return None if left < 0 else left
+
+
+def create_app(client: redis.Redis | None = None) -> Flask:
+    """The app, on the Redis of REDIS_URL unless given a client."""
+    app = create_json_app(__name__)
+    stock = Stock(client or create_client())
+
+    @app.get("/list_products")
+    def products() -> Response:
+        return json_response(list_products)
+
+    @app.get("/list_products/<item_id>")
+    def product(item_id: str) -> Response:
+        item = get_item_by_id(parse_id(item_id))
+        if item is None:
+            return json_response(PRODUCT_NOT_FOUND, 404)
+        current = stock.get_current_reserved_stock_by_id(item)
+        return json_response({**item, "currentQuantity": current})
+
+    @app.get("/reserve_product/<item_id>")
+    def reserve_product(item_id: str) -> Response:
+        item = get_item_by_id(parse_id(item_id))
+        if item is None:
+            return json_response(PRODUCT_NOT_FOUND, 404)
+        if stock.reserve_stock_by_id(item) is None:
+            return json_response(
+                {"status": "Not enough stock available", "itemId": item["itemId"]}, 409
+            )
+        return json_response({"status": "Reservation confirmed", "itemId": item["itemId"]})
+
+    return app
+
+
+if __name__ == "__main__":
+    run(lambda: serve(create_app()))

@@ -1,0 +1,72 @@
+"""What the two Flask apps share: answers that are always JSON, as Express's `res.json`
+sends them (compact, keys in the order written, no trailing newline), truthful status
+codes for errors, strict ids, and serving on PORT.
+"""
+
+import json
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+import redis
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from redis_connection import UNREACHABLE
+
+DEFAULT_PORT = 1245
+DEFAULT_HOST = "127.0.0.1"
+# An id is a whole number written in digits, nothing else; 18 digits keep int() cheap.
+ID = re.compile(r"[0-9]{1,18}")
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def parse_id(text: str) -> int | None:
+    """`"12"` -> 12; anything else (`abc`, `-1`, `1.5`, `2abc`, 40 digits) -> None."""
+    return int(text) if ID.fullmatch(text) else None
+
+
+def create_json_app(name: str) -> Flask:
+    """A Flask app whose every answer is JSON, errors included."""
+    app = Flask(name)
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS answers 405 JSON, not empty HTML
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        allowed = getattr(error, "valid_methods", None)  # set on 405 Method Not Allowed
+        headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+        return json_response({"status": error.name}, error.code or 500, headers)
+
+    @app.errorhandler(redis.RedisError)
+    def redis_error(error: redis.RedisError) -> Response:
+        if isinstance(error, UNREACHABLE):
+            return json_response({"status": "Redis unavailable"}, 503)
+        app.logger.exception("Redis error")
+        return json_response({"status": "Internal Server Error"}, 500)
+
+    @app.errorhandler(Exception)
+    def server_error(error: Exception) -> Response:
+        app.logger.exception("Unexpected error")
+        return json_response({"status": "Internal Server Error"}, 500)
+
+    return app
+
+
+def serve(app: Flask) -> None:
+    """Serve with Flask's own threaded server, as the course's `npm run dev` did, on PORT
+    (default 1245) of HOST (default 127.0.0.1), until Ctrl-C or SIGTERM."""
+    port = os.environ.get("PORT") or str(DEFAULT_PORT)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        sys.exit(f"Invalid PORT {port!r}: a port number is 1 to 65535")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it as Ctrl-C
+    app.run(host=os.environ.get("HOST") or DEFAULT_HOST, port=int(port), threaded=True)
