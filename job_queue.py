@@ -132,6 +132,7 @@ class JobCreator:
         self._read_from: str | None = None  # the stream position after the last event read
         self._unfinished: set[str] = set()  # jobs created here that have not ended yet
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def create(self, func: str | Callable, data: Any, **enqueue_options: Any) -> Job:
         """Queue a job running `func(data)`, with the next numbered id."""
@@ -161,19 +162,25 @@ class JobCreator:
             self._deliver_next_events()
 
     def listen_in_background(self) -> threading.Thread:
-        """For a long-running process (an app): deliver events in a thread of their own."""
-        self._read_from = self._read_from or self._last_event_id()
+        """For a long-running process (an app): deliver events in a thread of their own,
+        from those of the jobs created once it has started."""
 
         def listen() -> None:
-            while True:
+            while not self._closed.is_set():
                 self._deliver_next_events()
 
         thread = threading.Thread(target=listen, name=f"events of {self.queue.name}", daemon=True)
         thread.start()
         return thread
 
+    def close(self) -> None:
+        """Stop listening in the background (within one read, 5 s at most)."""
+        self._closed.set()
+
     def _deliver_next_events(self) -> None:
         try:
+            if self._read_from is None:
+                self._start_reading_at_the_end()
             entries = self._read_events()
             if entries:
                 for entry_id, fields in entries:
@@ -182,9 +189,17 @@ class JobCreator:
             else:
                 self._catch_up()
         except UNREACHABLE as error:
+            if self._closed.is_set():
+                return
             # The stream keeps the events meanwhile: once Redis is back, nothing is lost.
-            print(not_connected(error))
+            print(not_connected(error), flush=True)
             time.sleep(1)
+
+    def _start_reading_at_the_end(self) -> None:
+        last = self.connection.xrevrange(self._events_key, count=1)
+        with self._lock:
+            if self._read_from is None:  # else create() has just set it
+                self._read_from = _decode(last[0][0]) if last else "0-0"
 
     def _read_events(self) -> list:
         reply = self._reader.xread(
@@ -238,10 +253,6 @@ class JobCreator:
             self.queue.name, connection=self.connection, death_penalty_class=TimerDeathPenalty
         ).cleanup()
 
-    def _last_event_id(self) -> str:
-        last = self.connection.xrevrange(self._events_key, count=1)
-        return _decode(last[0][0]) if last else "0-0"
-
 
 def _blocking_client(connection: redis.Redis, socket_timeout: float) -> redis.Redis:
     """A client like `connection` whose reads may wait `socket_timeout` seconds: a
@@ -294,7 +305,7 @@ class JobWorker(SimpleWorker):
                 break
 
     def _install_signal_handlers(self) -> None:
-        """Keep the handlers of its process (_WorkerProcess), which call request_stop."""
+        """Keep the handlers of its process (_run_worker_process), which call request_stop."""
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stop_requested = True
@@ -309,47 +320,93 @@ class JobWorker(SimpleWorker):
         super().heartbeat(*args, **kwargs)
 
 
-class _WorkerProcess:
-    """One worker process of a processor: it works the queues until Ctrl-C or SIGTERM,
-    and starts a new worker whenever one stopped because Redis was lost."""
+class _ThreadJobWorker(JobWorker):
+    """A JobWorker in a thread of a larger process (an app), where signals are not its
+    own: a timer stops a job past its timeout, and a stop takes effect within a second."""
 
-    def __init__(self, queue_names: list[str], connection: redis.Redis) -> None:
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # RQ waits for a job worker_ttl - 15 seconds at a time; a stop is seen in between.
+        kwargs.setdefault("worker_ttl", 16)
+        super().__init__(*args, **kwargs)
+
+    def request_stop(self, signum: int = 0, frame: Any = None) -> None:
+        self.stop_requested = True
+        self._stop_requested = True  # RQ's loop stops before its next job
+
+
+class _WorkerLoop:
+    """Works the queues until asked to stop, and starts a new worker whenever one
+    stopped because Redis was lost."""
+
+    def __init__(
+        self, queue_names: list[str], connection: redis.Redis, worker_class: type = JobWorker
+    ) -> None:
         self.queue_names = queue_names
         self.connection = connection
+        self.worker_class = worker_class
         self.stopping = threading.Event()
         self.worker: JobWorker | None = None
 
     def run(self) -> None:
-        signal.signal(signal.SIGINT, self._request_stop)
-        signal.signal(signal.SIGTERM, self._request_stop)
         with contextlib.suppress(StopRequested):
             while not self.stopping.is_set():
                 self._work()
                 self.stopping.wait(1)  # Redis was lost: try again in a second
 
-    def _work(self) -> None:
-        try:
-            self.worker = JobWorker(self.queue_names, connection=self.connection)
-            if not self.stopping.is_set():
-                self.worker.work(logging_level="WARNING")
-        except UNREACHABLE as error:
-            log.warning("Worker: Redis unreachable (%s), trying again in 1 s", error)
-        finally:
-            # A worker that lost Redis could not tidy up: stop its command-listening thread.
-            if self.worker is not None and self.worker.pubsub_thread is not None:
-                self.worker.pubsub_thread.stop()
-            self.worker = None
-
-    def _request_stop(self, signum: int, frame: Any) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
         # A flag, not an exception: raised inside redis-py, an exception could be
         # taken for a lost connection and retried.
         self.stopping.set()
         if self.worker is not None:
             self.worker.request_stop(signum, frame)
 
+    def _work(self) -> None:
+        try:
+            self.worker = self.worker_class(self.queue_names, connection=self.connection)
+            if not self.stopping.is_set():
+                self.worker.work(logging_level="WARNING")
+        except UNREACHABLE as error:
+            log.warning("Worker: Redis unreachable (%s), trying again in 1 s", error)
+        finally:
+            self._tidy_up()
+
+    def _tidy_up(self) -> None:
+        """Make sure the worker is gone, also from Redis: a worker stopped before RQ's
+        loop began, or cut off from Redis, could not say so itself."""
+        worker, self.worker = self.worker, None
+        if worker is None:
+            return
+        if worker.pubsub_thread is not None:
+            worker.pubsub_thread.stop()
+        with contextlib.suppress(*UNREACHABLE):
+            worker.register_death()
+
 
 def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
-    _WorkerProcess(queue_names, connection).run()
+    """One worker process of a processor: Ctrl-C and SIGTERM stop it."""
+    loop = _WorkerLoop(queue_names, connection)
+    signal.signal(signal.SIGINT, loop.request_stop)
+    signal.signal(signal.SIGTERM, loop.request_stop)
+    loop.run()
+
+
+class WorkerThread:
+    """One worker in a thread of this process, for an app that works a queue itself."""
+
+    def __init__(self, queue_names: Iterable[str], connection: redis.Redis) -> None:
+        self._loop = _WorkerLoop(list(queue_names), connection, _ThreadJobWorker)
+        self._thread = threading.Thread(target=self._loop.run, name="rq worker", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop after the job in hand, if any; wait for it up to `timeout` seconds."""
+        self._loop.request_stop()
+        self._thread.join(timeout)
 
 
 class _JobWorkerPool(WorkerPool):
