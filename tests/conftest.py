@@ -44,11 +44,12 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def make_redis_server(redis_binary: str, tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Servers of the test's own, to stop and start; `port` fixes the port. Not started."""
+    """Servers of the test's own, to stop and start: `port` fixes the port, `persist`
+    keeps the data across a restart. Not started."""
     servers: list[RedisServer] = []
 
-    def make(port: int | None = None) -> RedisServer:
-        server = RedisServer(redis_binary, tmp_path / f"redis-{len(servers)}", port)
+    def make(port: int | None = None, persist: bool = False) -> RedisServer:
+        server = RedisServer(redis_binary, tmp_path / f"redis-{len(servers)}", port, persist)
         servers.append(server)
         return server
 
@@ -62,8 +63,8 @@ def start_script() -> Iterator[Callable[..., Script]]:
     """Start a script in the background; whatever a test leaves running is killed."""
     scripts: list[Script] = []
 
-    def start(name: str, redis_url: str, **env: str) -> Script:
-        scripts.append(Script(name, redis_url, **env))
+    def start(name: str, redis_url: str, command: list[str] | None = None, **env: str) -> Script:
+        scripts.append(Script(name, redis_url, command, **env))
         return scripts[-1]
 
     yield start

@@ -31,10 +31,13 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server; `stop()` and `start()` again restart it on the same port."""
 
-    def __init__(self, binary: str, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, directory: Path, port: int | None = None, persist: bool = False
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
+        self.persist = persist  # saves its data when stopped, and loads it when started
         self.process: subprocess.Popen | None = None
 
     @property
@@ -47,10 +50,10 @@ class RedisServer:
     def start(self, timeout: float = 10) -> "RedisServer":
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "redis.log"
-        # `--save ""`: nothing is written to disk unless a test asks for it.
         command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        command += ["--dir", str(self.directory), "--save", "", "--appendonly", "no"]
-        command += ["--logfile", str(log)]
+        command += ["--dir", str(self.directory), "--appendonly", "no", "--logfile", str(log)]
+        # Nothing is written to disk unless a test asks for it.
+        command += ["--save", "3600 1"] if self.persist else ["--save", ""]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers_ping():

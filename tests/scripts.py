@@ -50,10 +50,12 @@ class Script:
     it started, as Ctrl-C in its terminal does.
     """
 
-    def __init__(self, name: str, redis_url: str, **env: str) -> None:
+    def __init__(
+        self, name: str, redis_url: str, command: list[str] | None = None, **env: str
+    ) -> None:
         self.name = name
         self.process = subprocess.Popen(
-            [sys.executable, name],
+            command or [sys.executable, name],
             cwd=PROJECT,
             env=script_env(redis_url, **env),
             stdout=subprocess.PIPE,
@@ -90,6 +92,19 @@ class Script:
 
     def read_lines(self, count: int, timeout: float = 20) -> list[str]:
         return [self.next_line(timeout) for _ in range(count)]
+
+    def read_until_line(self, expected: str, timeout: float = 20) -> list[str]:
+        """Read until the line `expected`; the lines read on the way, it included."""
+        read = [self.next_line(timeout)]
+        while read[-1] != expected:
+            read.append(self.next_line(timeout))
+        return read
+
+    def read_until(self, total: int, timeout: float = 20) -> list[str]:
+        """Read until `total` lines have been read in all; every line read so far."""
+        while len(self.lines) < total:
+            self.next_line(timeout)
+        return self.lines
 
     def interrupt(self) -> None:
         """What Ctrl-C in its terminal does: SIGINT to it and to the processes it started."""

@@ -1,0 +1,284 @@
+"""Course task 13: 100_seat.py. Routes through Flask's test client; the course's curl
+session, a crowd of reservations, two processes, RQ's own worker and a Redis outage over
+HTTP against the app started as a user starts it."""
+
+import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+from rq import Queue, Worker
+
+from tests.http_client import get, request, start_app, start_with_gunicorn
+from tests.redis_server import free_port
+from tests.scripts import run_script, wait_until
+from tests.test_jobs import rq_cli
+
+seat_app = importlib.import_module("100_seat")
+
+IN_PROCESS = b'{"status":"Reservation in process"}'
+BLOCKED = b'{"status":"Reservation are blocked"}'
+PROCESSING = b'{"status":"Queue processing"}'
+
+
+def seats(number: int) -> bytes:
+    return b'{"numberOfAvailableSeats":"%d"}' % number
+
+
+@pytest.fixture
+def app(redis_url):
+    with redis.Redis.from_url(redis_url) as connection:
+        app = seat_app.create_app(connection)
+        yield app
+        app.extensions["reservations"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def assert_json(response, status: int, body: bytes) -> None:
+    assert (response.status_code, response.data) == (status, body)
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def queued_jobs(redis_client) -> int:
+    return redis_client.llen("rq:queue:reserve_seat")
+
+
+def workers_on_the_queue(url: str) -> int:
+    with redis.Redis.from_url(url) as connection:
+        return len(Worker.all(queue=Queue("reserve_seat", connection=connection)))
+
+
+# ------------------------------------------------------------------ routes
+
+
+def test_launching_sets_50_seats(client, redis_client):
+    assert_json(client.get("/available_seats"), 200, seats(50))
+    assert redis_client.get("available_seats") == "50"
+
+
+def test_a_reservation_is_a_job_and_takes_a_seat_once_processed(client, redis_client, capsys):
+    assert_json(client.get("/reserve_seat"), 200, IN_PROCESS)
+    assert queued_jobs(redis_client) == 1
+    assert_json(client.get("/available_seats"), 200, seats(50))  # nothing processed yet
+
+    assert_json(client.get("/process"), 200, PROCESSING)
+    assert printed_lines(capsys, 1) == ["Seat reservation job 1 completed"]
+    assert_json(client.get("/available_seats"), 200, seats(49))
+    assert queued_jobs(redis_client) == 0
+
+
+def printed_lines(capsys, count: int) -> list[str]:
+    """The next `count` lines the app prints (from its threads)."""
+    lines = []
+
+    def enough() -> bool:
+        lines.extend(capsys.readouterr().out.splitlines())
+        return len(lines) >= count
+
+    wait_until(enough, what=f"{count} lines")
+    return lines
+
+
+def test_the_app_prints_each_job_s_end(client, redis_client, capsys):
+    redis_client.set("available_seats", 1)
+    client.get("/reserve_seat")
+    client.get("/reserve_seat")
+    client.get("/process")
+    assert printed_lines(capsys, 2) == [
+        "Seat reservation job 1 completed",
+        "Seat reservation job 2 failed: Not enough seats available",
+    ]
+    assert redis_client.get("available_seats") == "0"
+
+
+def test_with_no_seat_left_reservations_are_blocked(client, redis_client):
+    redis_client.set("available_seats", 0)  # as the job that took the last one leaves it
+    assert_json(client.get("/reserve_seat"), 409, BLOCKED)
+    assert queued_jobs(redis_client) == 0
+
+
+def test_process_called_again_starts_no_second_worker(client, redis_url):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: client.get("/process"), range(8)))
+    assert {(reply.status_code, reply.data) for reply in replies} == {(200, PROCESSING)}
+    wait_until(lambda: workers_on_the_queue(redis_url) == 1)
+    client.get("/process")
+    assert workers_on_the_queue(redis_url) == 1
+
+
+def test_without_redis_reservations_fail_with_503(make_redis_server):
+    server = make_redis_server()  # never started
+    with redis.Redis.from_url(server.url) as connection:
+        app = seat_app.create_app(connection, reset_seats=False)
+        client = app.test_client()
+        assert_json(client.get("/reserve_seat"), 503, b'{"status":"Reservation failed"}')
+        assert_json(client.get("/available_seats"), 503, b'{"status":"Redis unavailable"}')
+        assert_json(client.get("/process"), 200, PROCESSING)
+        app.extensions["reservations"].close()
+
+
+def test_errors_answer_json(client):
+    assert_json(client.get("/reserve"), 404, b'{"status":"Not Found"}')
+    assert_json(client.post("/process"), 405, b'{"status":"Method Not Allowed"}')
+
+
+# ------------------------------------------------------------------ over HTTP
+
+
+def ended_jobs(app_lines: list[str]) -> tuple[int, list[str]]:
+    """How many jobs the app printed as completed, and the errors of the failed ones."""
+    completed = [line for line in app_lines if line.endswith(" completed")]
+    failed = [line.split("failed: ")[1] for line in app_lines if " failed: " in line]
+    return len(completed), failed
+
+
+def test_the_course_curl_session(redis_url, start_script):
+    app, port = start_app(start_script, "100_seat.py", redis_url)
+    assert get(port, "/available_seats") == seats(50)
+    assert get(port, "/reserve_seat") == IN_PROCESS
+    assert get(port, "/process") == PROCESSING
+    assert app.next_line() == "Seat reservation job 1 completed"
+    assert get(port, "/available_seats") == seats(49)
+
+    answers = [get(port, "/reserve_seat") for _ in range(50)]
+    assert answers[:49] == [IN_PROCESS] * 49  # a seat is left for each of them
+    assert set(answers[49:]) <= {IN_PROCESS, BLOCKED}
+    wait_until(lambda: get(port, "/available_seats") == seats(0))
+    assert [get(port, "/reserve_seat") for _ in range(3)] == [BLOCKED] * 3
+    completed, failed = ended_jobs(app.read_until(answers.count(IN_PROCESS) + 1))
+    assert completed == 50
+    assert failed == ["Not enough seats available"] * (answers.count(IN_PROCESS) - 49)
+
+    app.interrupt()
+    assert app.wait() == 0
+    assert "Traceback" not in app.stderr()
+    assert workers_on_the_queue(redis_url) == 0
+
+
+def crowd(ports: list[int], reservations: int) -> list[bytes]:
+    """`reservations` clients at once on /reserve_seat, with /process called at once
+    too, several times on each port; the answers to the reservations."""
+    paths = ["/reserve_seat"] * reservations + ["/process"] * 4 * len(ports)
+    jobs = [(ports[n % len(ports)], path) for n, path in enumerate(paths)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        replies = list(pool.map(lambda job: request(*job), jobs))
+    assert all(r.status in (200, 409) for r in replies), {r.status for r in replies}
+    return [r.body for r, (_, path) in zip(replies, jobs, strict=True) if path == "/reserve_seat"]
+
+
+class SeatWatcher:
+    """Reads available_seats over and over while a test runs: the lowest it ever saw."""
+
+    def __init__(self, url: str) -> None:
+        self.lowest = 50
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(url,))
+        self._thread.start()
+
+    def _watch(self, url: str) -> None:
+        with redis.Redis.from_url(url) as connection:
+            while not self._stop.is_set():
+                self.lowest = min(self.lowest, int(connection.get("available_seats") or 50))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.lowest
+
+
+def test_200_reservations_at_once_complete_exactly_50(redis_url, start_script):
+    app, port = start_app(start_script, "100_seat.py", redis_url)
+    watcher = SeatWatcher(redis_url)
+    answers = crowd([port], 200)
+    in_process = answers.count(IN_PROCESS)
+    assert in_process + answers.count(BLOCKED) == 200
+    completed, failed = ended_jobs(app.read_until(in_process))
+    assert completed == 50
+    assert failed == ["Not enough seats available"] * (in_process - 50)
+    assert watcher.stop() == 0  # never below
+    assert get(port, "/available_seats") == seats(0)
+    assert get(port, "/reserve_seat") == BLOCKED
+    assert workers_on_the_queue(redis_url) == 1  # /process called 4 times started one
+
+
+def test_two_app_processes_agree(redis_url, start_script):
+    (app_a, port_a), (app_b, port_b) = (
+        start_app(start_script, "100_seat.py", redis_url) for _ in "ab"
+    )
+    answers = crowd([port_a, port_b], 150)
+    in_process = answers.count(IN_PROCESS)
+    wait_until(lambda: get(port_a, "/available_seats") == seats(0))
+    # Each app prints the end of the jobs it created.
+    created_by_a = answers[0::2].count(IN_PROCESS)
+    lines = app_a.read_until(created_by_a) + app_b.read_until(in_process - created_by_a)
+    completed, failed = ended_jobs(lines)
+    assert completed == 50
+    assert len(failed) == in_process - 50
+    assert get(port_a, "/available_seats") == get(port_b, "/available_seats") == seats(0)
+    assert get(port_a, "/reserve_seat") == get(port_b, "/reserve_seat") == BLOCKED
+
+
+def test_rq_s_own_worker_works_the_queue_for_the_app(redis_url, start_script):
+    app, port = start_app(start_script, "100_seat.py", redis_url)
+    assert [get(port, "/reserve_seat") for _ in range(3)] == [IN_PROCESS] * 3
+    worker = rq_cli("worker", "--burst", "--url", redis_url, "reserve_seat")
+    assert worker.returncode == 0, worker.stderr
+    assert sorted(app.read_lines(3)) == [f"Seat reservation job {n} completed" for n in (1, 2, 3)]
+    assert get(port, "/available_seats") == seats(47)
+
+
+def test_a_redis_outage_gives_503_and_the_app_serves_again(make_redis_server, start_script):
+    server = make_redis_server(persist=True).start()
+    app, port = start_app(start_script, "100_seat.py", server.url)
+    assert get(port, "/reserve_seat") == IN_PROCESS
+    assert get(port, "/process") == PROCESSING
+    assert app.next_line() == "Seat reservation job 1 completed"
+
+    server.stop()
+    reply = request(port, "/reserve_seat")
+    assert (reply.status, reply.body) == (503, b'{"status":"Reservation failed"}')
+    reply = request(port, "/available_seats")
+    assert (reply.status, reply.body) == (503, b'{"status":"Redis unavailable"}')
+    assert app.process.poll() is None
+
+    server.start()
+    wait_until(lambda: request(port, "/available_seats").status == 200)
+    assert get(port, "/available_seats") == seats(49)  # the failed reservation took none
+    assert get(port, "/reserve_seat") == IN_PROCESS
+    during_the_outage = app.read_until_line("Seat reservation job 2 completed")[:-1]
+    assert set(during_the_outage) <= {  # the listening thread, as node_redis would say it
+        "Redis client not connected to the server: Connection closed by server.",
+        f"Redis client not connected to the server: Error 111 connecting to 127.0.0.1:"
+        f"{server.port}. Connection refused.",
+    }
+    assert get(port, "/available_seats") == seats(48)
+    app.interrupt()
+    assert app.wait() == 0
+    assert "Traceback" not in app.stderr()
+
+
+def test_without_redis_at_launch_it_says_so_in_one_line():
+    port = free_port()
+    result = run_script("100_seat.py", f"redis://127.0.0.1:{port}/0", PORT=str(free_port()))
+    assert result.stdout == (
+        "Redis client not connected to the server: "
+        f"Error 111 connecting to 127.0.0.1:{port}. Connection refused.\n"
+    )
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_served_by_gunicorn_as_readme_says(redis_url, start_script):
+    app, port = start_with_gunicorn(start_script, "100_seat:create_app()", redis_url, "--preload")
+    answers = crowd([port], 60)
+    wait_until(lambda: get(port, "/available_seats") == seats(0))
+    completed, failed = ended_jobs(app.read_until(answers.count(IN_PROCESS)))
+    assert completed == 50
+    assert len(failed) == answers.count(IN_PROCESS) - 50
+    app.terminate()
+    assert app.wait() == 0
+    assert workers_on_the_queue(redis_url) == 0
