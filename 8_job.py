@@ -36,8 +36,7 @@ def create_push_notifications_jobs(jobs: list[dict[str, str]], queue: Queue) -> 
     creator = JobCreator(
         notifications, progress=on_progress, completed=on_completed, failed=on_failed
     )
-    for job_data in jobs:
-        job = creator.create(JOB_FUNCTION, job_data)
+    for job in creator.create_many(JOB_FUNCTION, jobs):
         print(f"Notification job created: {job.id}")
     return creator
 

@@ -32,12 +32,14 @@ from rq import Callback, Queue, SimpleWorker, get_current_job
 from rq.connections import parse_connection
 from rq.exceptions import AbandonedJobError, StopRequested
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import format_exc_info
 from rq.registry import StartedJobRegistry
-from rq.timeouts import TimerDeathPenalty
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.worker import WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from redis_connection import UNREACHABLE, not_connected
+from rq_bookkeeping import Claimed, JobSteps, Outcome, enqueue, wait_for_job_id
 
 IDS_KEY = "job_queue:ids"
 EVENTS_KEY = "job_queue:events:{queue}"
@@ -96,6 +98,11 @@ def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any
     _append_event(connection, job.origin, job.id, "failed", error=_error_text(exc_type, exc_value))
 
 
+# The callbacks every job made here carries: they send its end to its creator.
+ON_SUCCESS = Callback(job_completed)
+ON_FAILURE = Callback(job_failed)
+
+
 def _error_text(exc_type: type, exc_value: Any) -> str:
     if exc_type is AbandonedJobError:
         return "Job abandoned: its worker stopped before the job ended"
@@ -134,27 +141,35 @@ class JobCreator:
         self._lock = threading.Lock()
         self._closed = threading.Event()
 
-    def create(self, func: str | Callable, data: Any, **enqueue_options: Any) -> Job:
+    def create(
+        self, func: str | Callable, data: Any, job_timeout: int = JOB_TIMEOUT_SECONDS
+    ) -> Job:
         """Queue a job running `func(data)`, with the next numbered id."""
-        job_id = str(self.connection.incr(IDS_KEY))
-        with self.connection.pipeline() as pipe:
-            job = self.queue.enqueue(
+        return self.create_many(func, [data], job_timeout)[0]
+
+    def create_many(
+        self, func: str | Callable, datas: list[Any], job_timeout: int = JOB_TIMEOUT_SECONDS
+    ) -> list[Job]:
+        """Queue a job running `func(data)` for each data, in one round trip, as Kue
+        sends the saves of a loop of `queue.create(...).save()` at once."""
+        jobs = [
+            self.queue.create_job(
                 func,
-                data,
-                job_id=job_id,
-                job_timeout=enqueue_options.pop("job_timeout", JOB_TIMEOUT_SECONDS),
-                on_success=Callback(job_completed),
-                on_failure=Callback(job_failed),
-                pipeline=pipe,
-                **enqueue_options,
+                args=(data,),
+                timeout=job_timeout,
+                on_success=ON_SUCCESS,
+                on_failure=ON_FAILURE,
             )
-            _append_event(pipe, self.queue.name, job_id, "created")
-            created_at = pipe.execute()[-1]
+            for data in datas
+        ]
+        if not jobs:
+            return []
+        first_event = enqueue(self.queue, jobs, IDS_KEY, self._events_key, EVENTS_KEPT)
         with self._lock:
-            self._unfinished.add(job_id)
-            if self._read_from is None:  # read from just before this job's first event
-                self._read_from = _decode(created_at)
-        return job
+            self._unfinished.update(job.id for job in jobs)
+            if self._read_from is None:  # read from just before the first job's events
+                self._read_from = first_event
+        return jobs
 
     def wait(self) -> None:
         """Deliver events to the handlers until every job created here has ended."""
@@ -281,18 +296,26 @@ def _decode(value: Any) -> str:
 
 
 class JobWorker(SimpleWorker):
-    """The workers of this project's processors: RQ's SimpleWorker (no fork per job),
-    with a job's failure logged in one line (it is an expected outcome, reported to the
-    creator) and a heartbeat that lets RQ call a job abandoned soon after its worker died.
+    """The workers of this project's processors.
+
+    RQ's SimpleWorker (no fork per job), whose loop writes each job's bookkeeping in
+    one round trip (rq_bookkeeping: finish a job and take the next in one script)
+    instead of RQ's twenty; what RQ stores is the same, so RQ's tools see no
+    difference, and a job outside that path runs through RQ's own code. A job's
+    failure is logged in one line (it is an outcome, reported to its creator), and the
+    heartbeat of a running job lets RQ call it abandoned soon after its worker died.
     """
 
     # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
     HEARTBEAT_MARGIN_SECONDS = 10
+    # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
+    WAIT_SECONDS = 1
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
         super().__init__(*args, **kwargs)
         self.stop_requested = False
+        self._last_housekeeping = 0.0
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         timeout = job.timeout if job.timeout and job.timeout > 0 else JOB_TIMEOUT_SECONDS
@@ -307,33 +330,109 @@ class JobWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         """Keep the handlers of its process (_run_worker_process), which call request_stop."""
 
-    def request_stop(self, signum: int, frame: Any) -> None:
+    def request_stop(self, signum: int = 0, frame: Any = None) -> None:
+        """Stop once the job in hand, if any, has ended (checked between jobs, and at
+        least once a second while waiting for one)."""
         self.stop_requested = True
-        super().request_stop(signum, frame)  # finishes a job in hand, else stops at once
+        self._stop_requested = True
 
-    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
-        # RQ's idle stop raises StopRequested from the signal handler; raised while
-        # redis-py connects, it turns into a ConnectionError that RQ retries forever.
-        # The next heartbeat, first thing of each retry, stops it for good.
-        if self.stop_requested and self.get_state() == WorkerStatus.IDLE:
-            raise StopRequested
-        super().heartbeat(*args, **kwargs)
+    def work(self, burst: bool = False, logging_level: str | None = "WARNING", **_: Any) -> bool:
+        """Work the queues until stopped (or, in burst mode, until they are empty)."""
+        self.bootstrap(logging_level)
+        steps = JobSteps(self.connection, self.name, self.key)
+        outcome: Outcome | None = None
+        worked = False
+        try:
+            while not self.stop_requested:
+                self._keep_house(burst)
+                claimed, queue = self._take(steps, outcome)
+                outcome = None
+                if claimed is None and not burst:
+                    claimed, queue = self._wait_for_job(steps)
+                if claimed is None:
+                    if burst:
+                        break
+                    continue
+                outcome = self._run(claimed, queue)
+                worked = True
+        except StopRequested:  # by `rq suspend` in burst mode, as in RQ
+            pass
+        finally:
+            if outcome is not None:
+                steps.step(outcome, None, **self._step_settings())
+            steps.close()
+            self.teardown()
+        return worked
+
+    def _take(self, steps: JobSteps, outcome: Outcome | None) -> tuple[Claimed | None, Queue]:
+        """Write the last job's outcome and take the next job, from the first queue that
+        has one."""
+        for queue in self._ordered_queues:
+            kind, claimed = steps.step(outcome, queue, **self._step_settings())
+            if kind == "dependents":  # rare: RQ moves them on, and the next call takes
+                queue.enqueue_dependents(outcome.job)
+                kind, claimed = steps.step(None, queue, **self._step_settings())
+            outcome = None
+            if claimed is not None:
+                return claimed, queue
+        return None, self._ordered_queues[0]
+
+    def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
+        """Block on the queues for a while, as RQ's worker does, then take what came."""
+        found = wait_for_job_id(self._ordered_queues, self.WAIT_SECONDS, self.connection)
+        if found is None:
+            return None, self._ordered_queues[0]
+        queue, job_id = found
+        _, claimed = steps.step(None, queue, job_id, **self._step_settings())
+        return claimed, queue
+
+    def _step_settings(self) -> dict:
+        return {
+            "default_timeout": JOB_TIMEOUT_SECONDS,
+            "heartbeat_margin": self.HEARTBEAT_MARGIN_SECONDS,
+            "events_kept": EVENTS_KEPT,
+        }
+
+    def _keep_house(self, burst: bool) -> None:
+        """About once a second: RQ's heartbeat, `rq suspend`, and its maintenance."""
+        if time.monotonic() - self._last_housekeeping < 1:
+            return
+        self._last_housekeeping = time.monotonic()
+        self.heartbeat()
+        self.check_for_suspension(burst)
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+
+    def _run(self, claimed: Claimed, queue: Queue) -> Outcome | None:
+        """Run the job; its outcome, to be written with the next step. A job left to
+        RQ runs through RQ's own code, which writes its outcome itself."""
+        job = claimed.job
+        if not claimed.covered:
+            self.execute_job(job, queue)
+            return None
+        self._state = WorkerStatus.BUSY  # the step wrote it to Redis
+        try:
+            with self.death_penalty_class(job.timeout, JobTimeoutException, job_id=job.id):
+                return_value = job.perform()
+        except Exception:
+            exc_type, exc_value, tb = sys.exc_info()
+            self.handle_exception(job, exc_type, exc_value, tb)
+            event = "failed" if job.failure_callback else ""
+            error = _error_text(exc_type, exc_value)
+            exc_string = format_exc_info((exc_type, exc_value, tb))
+            return Outcome.failed_with(claimed, self.name, exc_string, event, error)
+        finally:
+            self._state = WorkerStatus.IDLE
+        ttl = job.get_result_ttl(self.default_result_ttl)
+        event = "completed" if job.success_callback else ""
+        return Outcome.finished_with(claimed, self.name, return_value, ttl, event)
 
 
 class _ThreadJobWorker(JobWorker):
     """A JobWorker in a thread of a larger process (an app), where signals are not its
-    own: a timer stops a job past its timeout, and a stop takes effect within a second."""
+    own: a timer stops a job past its timeout."""
 
     death_penalty_class = TimerDeathPenalty
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # RQ waits for a job worker_ttl - 15 seconds at a time; a stop is seen in between.
-        kwargs.setdefault("worker_ttl", 16)
-        super().__init__(*args, **kwargs)
-
-    def request_stop(self, signum: int = 0, frame: Any = None) -> None:
-        self.stop_requested = True
-        self._stop_requested = True  # RQ's loop stops before its next job
 
 
 class _WorkerLoop:
@@ -350,17 +449,16 @@ class _WorkerLoop:
         self.worker: JobWorker | None = None
 
     def run(self) -> None:
-        with contextlib.suppress(StopRequested):
-            while not self.stopping.is_set():
-                self._work()
-                self.stopping.wait(1)  # Redis was lost: try again in a second
+        while not self.stopping.is_set():
+            self._work()
+            self.stopping.wait(1)  # Redis was lost: try again in a second
 
-    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
-        # A flag, not an exception: raised inside redis-py, an exception could be
-        # taken for a lost connection and retried.
+    def request_stop(self) -> None:
+        """Stop once the job in hand, if any, has ended. A flag, not an exception:
+        raised inside redis-py, an exception could pass for a lost connection."""
         self.stopping.set()
         if self.worker is not None:
-            self.worker.request_stop(signum, frame)
+            self.worker.request_stop()
 
     def _work(self) -> None:
         try:
@@ -385,10 +483,21 @@ class _WorkerLoop:
 
 
 def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
-    """One worker process of a processor: Ctrl-C and SIGTERM stop it."""
+    """One worker process of a processor. Ctrl-C or SIGTERM stops it once the job in
+    hand has ended; another one, a second or more later, stops it at once (RQ's cold
+    shutdown: the job is left to be found abandoned)."""
     loop = _WorkerLoop(queue_names, connection)
-    signal.signal(signal.SIGINT, loop.request_stop)
-    signal.signal(signal.SIGTERM, loop.request_stop)
+    first_request: list[float] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # The pool passes Ctrl-C on too: the same request, twice within a second.
+        if first_request and time.monotonic() - first_request[0] > 1:
+            raise SystemExit(1)
+        first_request[:] = first_request or [time.monotonic()]
+        loop.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     loop.run()
 
 

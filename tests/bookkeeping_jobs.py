@@ -1,0 +1,29 @@
+"""Jobs for tests/test_rq_bookkeeping.py: the outcomes a job can have. Each records what
+Redis holds while it runs."""
+
+from rq import get_current_job
+
+from job_queue import report_progress
+from tests.redis_state import snapshot
+
+states: list[dict] = []  # what Redis held while each job ran
+
+
+def record_the_state() -> None:
+    job = get_current_job()
+    states.append(snapshot(job.connection, job.worker_name))
+
+
+def returns_nothing(data: dict) -> None:
+    record_the_state()
+    report_progress(50)
+
+
+def returns_a_value(data: dict) -> dict:
+    record_the_state()
+    return {"sent to": data["phoneNumber"]}
+
+
+def raises(data: dict) -> None:
+    record_the_state()
+    raise ValueError(f"Phone number {data['phoneNumber']} is blacklisted")

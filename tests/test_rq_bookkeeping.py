@@ -1,0 +1,105 @@
+"""rq_bookkeeping writes what RQ writes: the same jobs, queued and worked once through
+job_queue and once through RQ's own enqueue and SimpleWorker, leave the same keys,
+fields and values in Redis (times, worker names and execution ids aside)."""
+
+import pytest
+import redis
+from rq import Queue, Retry, SimpleWorker
+from rq.job import Job
+
+from job_queue import EVENTS_KEPT, ON_FAILURE, ON_SUCCESS, JobCreator, JobWorker, events_key
+from tests import bookkeeping_jobs
+from tests.redis_state import snapshot
+
+JOB_DATA = {"phoneNumber": "4153518743", "message": "This is the code 4321"}
+WORKER_FIELDS_BY_NATURE = {
+    b"pid",
+    b"ip_address",
+    b"hostname",
+    b"birth",
+    b"death",
+    b"total_working_time",
+}
+
+
+def run_through_rq(connection: redis.Redis, func: str, job_id: str) -> str:
+    """RQ's own way: enqueue, then a stock SimpleWorker in burst mode."""
+    queue = Queue("compare", connection=connection)
+    queue.enqueue(
+        func,
+        JOB_DATA,
+        job_id=job_id,
+        job_timeout=30,
+        on_success=ON_SUCCESS,
+        on_failure=ON_FAILURE,
+    )
+    connection.xadd(events_key("compare"), {"job": job_id, "event": "created"}, maxlen=EVENTS_KEPT)
+    worker = SimpleWorker([queue], connection=connection)
+    worker.work(burst=True, logging_level="WARNING")
+    return worker.name
+
+
+def run_through_job_queue(connection: redis.Redis, func: str) -> tuple[str, str]:
+    queue = Queue("compare", connection=connection)
+    job = JobCreator(queue).create(func, JOB_DATA)
+    worker = JobWorker([queue], connection=connection)
+    worker.work(burst=True, logging_level="WARNING")
+    return job.id, worker.name
+
+
+@pytest.fixture
+def two_databases(redis_server):
+    """Database 1 for job_queue's way, database 2 for RQ's."""
+    ours = redis.Redis(port=redis_server.port, db=1)
+    theirs = redis.Redis(port=redis_server.port, db=2)
+    ours.flushdb()
+    theirs.flushdb()
+    yield ours, theirs
+    ours.flushdb()
+    theirs.flushdb()
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        "tests.bookkeeping_jobs.returns_nothing",
+        "tests.bookkeeping_jobs.returns_a_value",
+        "tests.bookkeeping_jobs.raises",
+    ],
+)
+def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func):
+    ours, theirs = two_databases
+    job_id, our_worker = run_through_job_queue(ours, func)
+    ours_while_running = bookkeeping_jobs.states.pop()
+    theirs.set("job_queue:ids", job_id)  # the counter only job_queue keeps
+    their_worker = run_through_rq(theirs, func, job_id)
+    theirs_while_running = bookkeeping_jobs.states.pop()
+
+    assert without_worker_facts(ours_while_running) == without_worker_facts(theirs_while_running)
+    our_state, their_state = snapshot(ours, our_worker), snapshot(theirs, their_worker)
+    assert without_worker_facts(our_state) == without_worker_facts(their_state)
+    assert Job.fetch(job_id, connection=ours).get_status() in ("finished", "failed")
+
+
+def without_worker_facts(state: dict) -> dict:
+    """The worker's own facts (its pid, address, times) differ by nature."""
+    kind, expires, fields = state[b"rq:worker:<worker>"]
+    kept = [pair for pair in fields if pair[0] not in WORKER_FIELDS_BY_NATURE]
+    return {**state, b"rq:worker:<worker>": (kind, expires, kept)}
+
+
+def test_a_job_the_fast_path_does_not_cover_runs_through_rq(redis_url):
+    """Retries, dependencies: JobWorker leaves them to RQ's own code."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("compare", connection=connection)
+    retried = queue.enqueue("tests.bookkeeping_jobs.raises", JOB_DATA, retry=Retry(max=2))
+    first = queue.enqueue("tests.bookkeeping_jobs.returns_a_value", JOB_DATA)
+    then = queue.enqueue("tests.bookkeeping_jobs.returns_nothing", JOB_DATA, depends_on=first)
+    JobWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
+
+    retried.refresh()
+    assert (retried.get_status(), retried.retries_left) == ("failed", 0)  # tried 3 times
+    assert first.get_status(refresh=True) == "finished"
+    assert first.return_value() == {"sent to": "4153518743"}
+    assert then.get_status(refresh=True) == "finished"
+    bookkeeping_jobs.states.clear()
