@@ -57,34 +57,10 @@ verify_sha256() {  # file expected-hash
   fi
 }
 
-# apt with a private copy of this machine's sources (plus deb-src entries) and private
-# state, so the machine's own apt configuration and package lists stay untouched.
+# apt with a private copy of this machine's sources and state: see private_apt.sh.
 APT_DIR=$CACHE/apt
-private_apt() {
-  apt-get -q -o Dir::Etc::SourceList="$APT_DIR/sources.list" \
-    -o Dir::Etc::SourceParts="$APT_DIR/sources.list.d" \
-    -o Dir::State::Lists="$APT_DIR/lists" -o Dir::Cache="$APT_DIR/cache" \
-    -o APT::Sandbox::User="$(id -un)" "$@"
-}
-
-prepare_private_apt() {
-  command -v apt-get >/dev/null || return 1
-  local sources_list='' sources_parts='' file
-  eval "$(apt-config shell sources_list Dir::Etc::sourcelist/f sources_parts Dir::Etc::sourceparts/d)"
-  rm -rf "$APT_DIR/sources.list.d"
-  mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
-  # One-line format: keep each "deb" line and add its "deb-src" twin.
-  { cat "$sources_list" "$sources_parts"/*.list 2>/dev/null || true; } |
-    sed -n 's/^[[:space:]]*deb[[:space:]]\(.*\)$/deb \1\ndeb-src \1/p' >"$APT_DIR/sources.list"
-  # deb822 format: "Types: deb" becomes "Types: deb deb-src".
-  for file in "$sources_parts"/*.sources; do
-    sed 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb deb-src/' "$file" \
-      >"$APT_DIR/sources.list.d/$(basename "$file")"
-  done
-  say "Reading the package index through apt (a private copy of this machine's sources)..."
-  # Some of the machine's sources may publish no source packages; those fail alone.
-  private_apt update >"$APT_DIR/update.log" 2>&1 || true
-}
+# shellcheck source=private_apt.sh
+source "$PROJECT/private_apt.sh"
 
 download_debian_source() {  # sets DEBIAN_DIR to the downloaded source package; status 1 if unreachable
   local dir=$CACHE/downloads/debian

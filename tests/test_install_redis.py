@@ -50,6 +50,7 @@ def install_redis() -> Iterator[tuple[Run, int]]:
 def project_copy(tmp_path: Path) -> Iterator[Path]:
     """The script and dump.rdb alone in a folder: a machine where nothing is built yet."""
     shutil.copy(INSTALL, tmp_path)
+    shutil.copy(PROJECT / "private_apt.sh", tmp_path)
     shutil.copy(DUMP, tmp_path)
     yield tmp_path
     for pid_file in tmp_path.glob(".redis/run/*/redis.pid"):
