@@ -13,6 +13,7 @@ same REDIS_URL, never reserve more than there are.
 """
 
 import atexit
+import multiprocessing.util
 import os
 import threading
 
@@ -22,7 +23,7 @@ from rq import Queue, get_current_job
 
 from job_queue import JobCreator, WorkerThread
 from redis_connection import UNREACHABLE, create_client, run
-from web_app import create_json_app, json_response, serve
+from web_app import create_json_app, json_response, redis_get, serve
 
 QUEUE = "reserve_seat"
 JOB_FUNCTION = "100_seat.reserve_seat_job"  # RQ names the function a job runs
@@ -50,7 +51,7 @@ class Seats:
         self.client.set(self.KEY, number)
 
     def get_current_available_seats(self) -> str:
-        seats = self.client.get(self.KEY)
+        seats = redis_get(self.client, self.KEY)
         return "0" if seats is None else seats.decode()
 
     def reservation_enabled(self) -> bool:
@@ -128,7 +129,11 @@ def create_app(client: redis.Redis | None = None, reset_seats: bool = True) -> F
     if reset_seats:
         Seats(client).reserve_seat(INITIAL_SEATS)
     reservations = Reservations(client)
+    # The job in hand ends before the process does. A server whose workers are
+    # multiprocessing children (granian) ends them with os._exit, which skips atexit
+    # but runs multiprocessing's finalizers.
     atexit.register(reservations.close)
+    multiprocessing.util.Finalize(reservations, reservations.close, exitpriority=10)
     app.extensions["reservations"] = reservations
 
     @app.get("/available_seats")

@@ -13,7 +13,7 @@ import redis
 from flask import Flask, Response
 
 from redis_connection import create_client, run
-from web_app import create_json_app, json_response, parse_id, serve
+from web_app import create_json_app, json_response, parse_id, redis_get, serve
 
 list_products = [
     {"itemId": 1, "itemName": "Suitcase 250", "price": 50, "initialAvailableQuantity": 4},
@@ -49,7 +49,7 @@ class Stock:
         return f"item.{item['itemId']}"
 
     def get_current_reserved_stock_by_id(self, item: dict) -> int:
-        stock = self.client.get(self.key(item))
+        stock = redis_get(self.client, self.key(item))
         return item["initialAvailableQuantity"] if stock is None else int(stock)
 
     def reserve_stock_by_id(self, item: dict) -> int | None:
