@@ -56,14 +56,19 @@ def start_app(start_script: Callable[..., Script], name: str, redis_url: str) ->
     return app, port
 
 
-def start_with_gunicorn(
-    start_script: Callable[..., Script], app_factory: str, redis_url: str, *options: str
+def start_with_server(
+    start_script: Callable[..., Script], server: str, module: str, redis_url: str
 ) -> tuple[Script, int]:
-    """Serve an app as README says, with gunicorn and two workers, on a free port."""
+    """Serve an app as README says, with granian or gunicorn, two workers, on a free port."""
     port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", *options, app_factory]
-    app = start_script(app_factory, redis_url, command)
+    program = str(Path(sys.executable).with_name(server))
+    if server == "granian":
+        command = [program, "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--factory", f"{module}:create_app"]
+    else:  # gunicorn builds the app once, then forks its workers
+        command = [program, "-w", "2", "-b", f"127.0.0.1:{port}", "--preload"]
+        command += [f"{module}:create_app()"]
+    app = start_script(module, redis_url, command)
     wait_for(app, port)
     return app, port
 

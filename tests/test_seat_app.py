@@ -10,7 +10,7 @@ import pytest
 import redis
 from rq import Queue, Worker
 
-from tests.http_client import get, request, start_app, start_with_gunicorn
+from tests.http_client import get, request, start_app, start_with_server
 from tests.redis_server import free_port
 from tests.scripts import run_script, wait_until
 from tests.test_jobs import rq_cli
@@ -130,6 +130,17 @@ def test_errors_answer_json(client):
 # ------------------------------------------------------------------ over HTTP
 
 
+def job_ends(app, count: int) -> list[str]:
+    """Read the app's output until it has told the end of `count` jobs; those lines
+    (a server may print lines of its own among them)."""
+    ends = [line for line in app.lines if line.startswith("Seat reservation job ")]
+    while len(ends) < count:
+        line = app.next_line()
+        if line.startswith("Seat reservation job "):
+            ends.append(line)
+    return ends
+
+
 def ended_jobs(app_lines: list[str]) -> tuple[int, list[str]]:
     """How many jobs the app printed as completed, and the errors of the failed ones."""
     completed = [line for line in app_lines if line.endswith(" completed")]
@@ -150,7 +161,7 @@ def test_the_course_curl_session(redis_url, start_script):
     assert set(answers[49:]) <= {IN_PROCESS, BLOCKED}
     wait_until(lambda: get(port, "/available_seats") == seats(0))
     assert [get(port, "/reserve_seat") for _ in range(3)] == [BLOCKED] * 3
-    completed, failed = ended_jobs(app.read_until(answers.count(IN_PROCESS) + 1))
+    completed, failed = ended_jobs(job_ends(app, answers.count(IN_PROCESS) + 1))
     assert completed == 50
     assert failed == ["Not enough seats available"] * (answers.count(IN_PROCESS) - 49)
 
@@ -197,7 +208,7 @@ def test_200_reservations_at_once_complete_exactly_50(redis_url, start_script):
     answers = crowd([port], 200)
     in_process = answers.count(IN_PROCESS)
     assert in_process + answers.count(BLOCKED) == 200
-    completed, failed = ended_jobs(app.read_until(in_process))
+    completed, failed = ended_jobs(job_ends(app, in_process))
     assert completed == 50
     assert failed == ["Not enough seats available"] * (in_process - 50)
     assert watcher.stop() == 0  # never below
@@ -215,7 +226,7 @@ def test_two_app_processes_agree(redis_url, start_script):
     wait_until(lambda: get(port_a, "/available_seats") == seats(0))
     # Each app prints the end of the jobs it created.
     created_by_a = answers[0::2].count(IN_PROCESS)
-    lines = app_a.read_until(created_by_a) + app_b.read_until(in_process - created_by_a)
+    lines = job_ends(app_a, created_by_a) + job_ends(app_b, in_process - created_by_a)
     completed, failed = ended_jobs(lines)
     assert completed == 50
     assert len(failed) == in_process - 50
@@ -272,11 +283,12 @@ def test_without_redis_at_launch_it_says_so_in_one_line():
     assert (result.returncode, result.stderr) == (1, "")
 
 
-def test_served_by_gunicorn_as_readme_says(redis_url, start_script):
-    app, port = start_with_gunicorn(start_script, "100_seat:create_app()", redis_url, "--preload")
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_served_by_a_production_server_as_readme_says(redis_url, start_script, server):
+    app, port = start_with_server(start_script, server, "100_seat", redis_url)
     answers = crowd([port], 60)
     wait_until(lambda: get(port, "/available_seats") == seats(0))
-    completed, failed = ended_jobs(app.read_until(answers.count(IN_PROCESS)))
+    completed, failed = ended_jobs(job_ends(app, answers.count(IN_PROCESS)))
     assert completed == 50
     assert len(failed) == answers.count(IN_PROCESS) - 50
     app.terminate()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tests.http_client import get, request, start_app, start_with_gunicorn
+from tests.http_client import get, request, start_app, start_with_server
 
 stock_app = importlib.import_module("9_stock")
 
@@ -175,8 +175,9 @@ def test_a_bad_port_gets_one_line(redis_url, start_script):
     assert app.stderr() == "Invalid PORT 'http': a port number is 1 to 65535\n"
 
 
-def test_served_by_gunicorn_as_readme_says(redis_url, start_script):
-    app, port = start_with_gunicorn(start_script, "9_stock:create_app()", redis_url)
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_served_by_a_production_server_as_readme_says(redis_url, start_script, server):
+    app, port = start_with_server(start_script, server, "9_stock", redis_url)
     assert get(port, "/list_products") == PRODUCTS
     replies = reserve_concurrently([port], "/reserve_product/3", 20)
     assert sorted(status for status, _ in replies) == [200] * 2 + [409] * 18
