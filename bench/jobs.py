@@ -1,0 +1,78 @@
+"""The job workloads of bench/run.py on this project's stack (job_queue on RQ), one
+per process, as the peer's (bench/peer/kue_bench.js) are:
+
+    python bench/jobs.py enqueue_serial <n>   queue n jobs, one after another
+    python bench/jobs.py enqueue_burst <n>    queue n jobs at once (as 7_job_creator)
+    python bench/jobs.py processor <c>        work the queue, c jobs at a time
+    python bench/jobs.py end_to_end <n>       queue n jobs, wait for n completed events
+
+A creator prints {"seconds": ...}; a processor works until SIGTERM. REDIS_URL says where.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules
+
+from rq import Queue
+
+from job_queue import JobCreator, work
+from redis_connection import create_client
+
+QUEUE = "bench"
+JOB_FUNCTION = "bench.jobs.notify"
+
+
+def notify(data: dict) -> None:
+    """The job: nothing, as the peer's handler does nothing but call done()."""
+
+
+def job_data(n: int) -> dict:
+    return {"phoneNumber": "4153518780", "message": f"This is the code {n}"}
+
+
+def creator() -> JobCreator:
+    return JobCreator(Queue(QUEUE, connection=create_client(decode_responses=False)))
+
+
+def enqueue_serial(count: int) -> float:
+    jobs, start = creator(), time.perf_counter()
+    for n in range(count):
+        jobs.create(JOB_FUNCTION, job_data(n))
+    return time.perf_counter() - start
+
+
+def enqueue_burst(count: int) -> float:
+    jobs, start = creator(), time.perf_counter()
+    jobs.create_many(JOB_FUNCTION, [job_data(n) for n in range(count)])
+    return time.perf_counter() - start
+
+
+def end_to_end(count: int) -> float:
+    completed = []
+    jobs = creator()
+    jobs.handlers["completed"] = completed.append
+    start = time.perf_counter()
+    jobs.create_many(JOB_FUNCTION, [job_data(n) for n in range(count)])
+    jobs.wait()
+    assert len(completed) == count
+    return time.perf_counter() - start
+
+
+def processor(concurrency: int) -> None:
+    work([QUEUE], create_client(decode_responses=False), workers=concurrency)
+
+
+if __name__ == "__main__":
+    workload, number = sys.argv[1], int(sys.argv[2])
+    if workload == "processor":
+        processor(number)
+    else:
+        seconds = {
+            "enqueue_serial": enqueue_serial,
+            "enqueue_burst": enqueue_burst,
+            "end_to_end": end_to_end,
+        }[workload](number)
+        print(json.dumps({"seconds": seconds}))

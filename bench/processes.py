@@ -1,0 +1,128 @@
+"""What bench/run.py starts and loads: processes that end with their `with` block, HTTP
+servers for the apps, and wrk."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+BENCH_CACHE = PROJECT / ".bench"
+VENV_BIN = Path(sys.executable).parent
+
+
+class Running:
+    """A process started in a session of its own, ended with its `with` block
+    (SIGTERM to the whole session, then SIGKILL if need be)."""
+
+    def __init__(self, command: list[str], env: dict, stdout: int = subprocess.DEVNULL) -> None:
+        self.process = subprocess.Popen(
+            command,
+            cwd=PROJECT,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+
+    def __enter__(self) -> "Running":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            self.process.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout} s")
+        time.sleep(0.02)
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- the apps' servers
+
+
+def granian(module: str, port: int, threads: int = 2) -> list[str]:
+    """README's production server for the apps: granian, 2 workers."""
+    command = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2"]
+    command += ["--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--factory", f"{module}:create_app"]
+
+
+def gunicorn(module: str, port: int, workers: int = 2, threads: int = 0) -> list[str]:
+    command = [str(VENV_BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}"]
+    if threads:
+        command += ["-k", "gthread", "--threads", str(threads)]
+    return [*command, f"{module}:create_app()"]
+
+
+# The servers --compare-servers measures, the one README recommends among them.
+SERVERS: dict[str, Callable[[str, int], list[str]]] = {
+    "gunicorn, 2 sync workers": lambda module, port: gunicorn(module, port),
+    "gunicorn, 4 sync workers": lambda module, port: gunicorn(module, port, workers=4),
+    "gunicorn, 2 gthread workers x 8": lambda module, port: gunicorn(module, port, threads=8),
+    "granian, 2 workers x 1 thread": lambda module, port: granian(module, port, threads=1),
+    "granian, 2 workers x 2 threads": lambda module, port: granian(module, port, threads=2),
+}
+
+
+# ---------------------------------------------------------------- wrk
+
+
+def find_wrk() -> list[str] | None:
+    """wrk on PATH, else Debian's, downloaded once into .bench/ (nothing installed)."""
+    if shutil.which("wrk"):
+        return ["wrk"]
+    folder = BENCH_CACHE / "wrk"
+    binary = folder / "root" / "usr" / "bin" / "wrk"
+    if not binary.exists():
+        print("Downloading wrk from Debian's packages into .bench/ ...")
+        fetch = [str(PROJECT / "private_apt.sh"), "download", str(folder), "wrk", "libluajit-5.1-2"]
+        if subprocess.run(fetch, capture_output=True).returncode != 0:
+            return None
+        for deb in folder.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
+    libraries = ":".join(str(path) for path in folder.glob("root/usr/lib/*-linux-gnu"))
+    return ["env", f"LD_LIBRARY_PATH={libraries}", str(binary)]
+
+
+def run_wrk(wrk: list[str], url: str, seconds: int, connections: int) -> dict:
+    """Requests a second, and the median and 99th percentile latency in ms."""
+    command = [*wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url} answered {errors.group(1)} errors")
+    return {
+        "value": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _latency_ms(out, "50%"),
+        "p99_ms": _latency_ms(out, "99%"),
+    }
+
+
+def _latency_ms(out: str, percentile: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]

@@ -1,0 +1,40 @@
+"""bench/run.py works: a small run gives every figure, side by side with the JS peer
+where node is installed. (The benchmark itself is not a test: see README.)"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+from tests.redis_server import PROJECT
+
+WORKLOADS = [
+    "enqueue, one after another",
+    "enqueue, at once (as 7_job_creator)",
+    "processing, 1 at a time",
+    "processing, 2 at a time",
+    "end to end, 2 at a time",
+    "GET /list_products/1",
+    "GET /available_seats",
+    "Redis GET, no pipelining",
+    "Redis GET, 16 pipelined",
+]
+
+
+def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
+    out = tmp_path / "figures.json"
+    command = [sys.executable, "bench/run.py", "--jobs", "100", "--runs", "1", "--seconds", "1"]
+    result = subprocess.run(
+        [*command, "--out", str(out)], cwd=PROJECT, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert [row["workload"] for row in report["rows"]] == WORKLOADS
+    assert all(row["port"]["value"] > 0 for row in report["rows"])
+    with_peer = report["rows"][:7]
+    if shutil.which("node"):
+        assert all(row["peer"]["value"] > 0 for row in with_peer)
+    else:
+        assert "node is not installed here" in result.stdout
+    assert "this port  JS original   ratio" in result.stdout
+    assert report["machine"]["cores"] > 0
