@@ -39,7 +39,7 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from redis_connection import UNREACHABLE, not_connected
-from rq_bookkeeping import Claimed, JobSteps, Outcome, enqueue, wait_for_job_id
+from rq_bookkeeping import Claimed, JobSteps, Outcome, enqueue, new_job, wait_for_job_id
 
 IDS_KEY = "job_queue:ids"
 EVENTS_KEY = "job_queue:events:{queue}"
@@ -152,16 +152,8 @@ class JobCreator:
     ) -> list[Job]:
         """Queue a job running `func(data)` for each data, in one round trip, as Kue
         sends the saves of a loop of `queue.create(...).save()` at once."""
-        jobs = [
-            self.queue.create_job(
-                func,
-                args=(data,),
-                timeout=job_timeout,
-                on_success=ON_SUCCESS,
-                on_failure=ON_FAILURE,
-            )
-            for data in datas
-        ]
+        callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
+        jobs = [new_job(self.queue, func, data, job_timeout, **callbacks) for data in datas]
         if not jobs:
             return []
         first_event = enqueue(self.queue, jobs, IDS_KEY, self._events_key, EVENTS_KEPT)
