@@ -6,10 +6,9 @@ are enabled while seats are left there, so every process agrees: several app
 processes, or `rq worker reserve_seat` run in this folder on another machine with the
 same REDIS_URL, never reserve more than there are.
 
-    python 100_seat.py                     # Flask's own server, as npm run dev
-    gunicorn --preload -w 2 -b 127.0.0.1:1245 '100_seat:create_app()'   # production
-
-(`--preload` builds the app once, so the seats are set to 50 once, not per worker.)
+    python 100_seat.py           # Flask's own server, as npm run dev
+    granian --interface wsgi --workers 2 --blocking-threads 2 --port 1245 \
+        --factory 100_seat:create_app  # production (README: The two apps)
 """
 
 import atexit

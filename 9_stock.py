@@ -5,8 +5,9 @@ so it survives a restart of the app and is shared by every process that serves i
 A reservation takes one unit in a single atomic step: many clients at once get exactly
 the stock there was, never more.
 
-    python 9_stock.py                               # Flask's own server, as npm run dev
-    gunicorn -w 2 -b 127.0.0.1:1245 '9_stock:create_app()'   # a production server
+    python 9_stock.py            # Flask's own server, as npm run dev
+    granian --interface wsgi --workers 2 --blocking-threads 2 --port 1245 \
+        --factory 9_stock:create_app   # production (README: Performance)
 """
 
 import redis

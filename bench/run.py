@@ -51,7 +51,8 @@ def main() -> None:
         server = RedisServer(binary, Path(folder) / "redis").start()
         try:
             peer = Peer.install(Path(folder)) if options.peer else None
-            rows = Bench(options, server, peer).rows()
+            bench = Bench(options, server, peer)
+            rows = bench.rows()
         finally:
             server.stop()
     report = {
@@ -59,6 +60,7 @@ def main() -> None:
         "date": datetime.now().isoformat(timespec="seconds"),
         "settings": {key: value for key, value in vars(options).items() if key != "out"},
         "rows": rows,
+        "servers": bench.servers,
     }
     print_table(report)
     Path(options.out).write_text(json.dumps(report, indent=2) + "\n")
@@ -165,6 +167,7 @@ class Bench:
         self.redis = redis.Redis(port=server.port)
         self.env = {**os.environ, "REDIS_URL": server.url}
         self.sides = [PythonSide()] + ([KueSide(peer, server.port)] if peer else [])
+        self.servers: dict[str, dict] = {}  # --compare-servers: each server's figures
 
     def rows(self) -> list[dict]:
         sections = self.options.only.split(",")
@@ -274,7 +277,7 @@ class Bench:
         for name, server in SERVERS.items():
             serve = lambda port, s=server: s("9_stock", port)  # noqa: E731
             runs = [self.load(wrk, serve, "/list_products/1") for _ in range(self.options.runs)]
-            figures = median(runs)
+            figures = self.servers[name] = median(runs)
             print(f"    {name:32s} {figures['value']:7.0f} req/s, p99 {figures['p99_ms']:5.1f} ms")
 
     # -------------------------------------------------------------- Redis
