@@ -20,6 +20,7 @@ import redis
 from flask import Flask, Response
 from rq import Queue, get_current_job
 
+from dashboard import add_dashboard, credentials
 from job_queue import JobCreator, WorkerThread
 from redis_connection import UNREACHABLE, create_client, run
 from web_app import create_json_app, json_response, redis_get, serve
@@ -134,6 +135,8 @@ def create_app(client: redis.Redis | None = None, reset_seats: bool = True) -> F
     atexit.register(reservations.close)
     multiprocessing.util.Finalize(reservations, reservations.close, exitpriority=10)
     app.extensions["reservations"] = reservations
+    if (required := credentials()) is not None:  # it can delete jobs: not without them
+        add_dashboard(app, "/rq", required)
 
     @app.get("/available_seats")
     def available_seats() -> Response:

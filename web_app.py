@@ -82,8 +82,14 @@ def create_json_app(name: str) -> Flask:
 def serve(app: Flask) -> None:
     """Serve with Flask's own threaded server, as the course's `npm run dev` did, on PORT
     (default 1245) of HOST (default 127.0.0.1), until Ctrl-C or SIGTERM."""
-    port = os.environ.get("PORT") or str(DEFAULT_PORT)
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        sys.exit(f"Invalid PORT {port!r}: a port number is 1 to 65535")
+    port = port_from_environment("PORT", DEFAULT_PORT)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it as Ctrl-C
-    app.run(host=os.environ.get("HOST") or DEFAULT_HOST, port=int(port), threaded=True)
+    app.run(host=os.environ.get("HOST") or DEFAULT_HOST, port=port, threaded=True)
+
+
+def port_from_environment(name: str, default: int) -> int:
+    """The port an environment variable names; a one-line exit for anything else."""
+    port = os.environ.get(name) or str(default)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        sys.exit(f"Invalid {name} {port!r}: a port number is 1 to 65535")
+    return int(port)

@@ -1,0 +1,95 @@
+"""Watch the queues as Kue's UI let you: rq-dashboard, on this project's Redis.
+
+    python dashboard.py        # http://127.0.0.1:9181/, on the Redis of REDIS_URL
+
+It shows every queue with its jobs by state (queued, started, finished, failed...),
+each job with its data, error and meta, where job_queue keeps its progress
+(`{"progress": 50}`), and the workers.
+
+The dashboard can delete and requeue jobs, so it is safe by default:
+- it listens on 127.0.0.1 (DASHBOARD_HOST, DASHBOARD_PORT change that: 9181 by
+  default), and on any other address only with credentials;
+- with RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD set, every page asks for them
+  (HTTP basic auth): wrong or none get 401 and change nothing;
+- 100_seat.py serves it under /rq, and only when those credentials are set.
+"""
+
+import hmac
+import ipaddress
+import os
+import sys
+
+from flask import Flask, Response, request
+from rq_dashboard.web import blueprint, setup_rq_connection
+
+from redis_connection import redis_url, run
+from web_app import json_response, port_from_environment
+
+CREDENTIALS = ("RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9181
+
+
+def credentials() -> tuple[str, str] | None:
+    """The username and password of the environment, if both are set."""
+    username, password = (os.environ.get(name, "") for name in CREDENTIALS)
+    return (username, password) if username and password else None
+
+
+def add_dashboard(app: Flask, prefix: str, required: tuple[str, str] | None) -> None:
+    """Serve the dashboard of REDIS_URL's Redis under `prefix`, behind basic auth when
+    credentials are `required`."""
+    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url()
+    setup_rq_connection(app)
+    app.register_blueprint(blueprint, url_prefix=prefix)
+    if required is None:
+        return
+
+    @app.before_request
+    def ask_for_credentials() -> Response | None:
+        # Before any of the dashboard's own views: nothing runs, nothing changes.
+        if request.blueprint != blueprint.name or _match(request.authorization, required):
+            return None
+        return json_response(
+            {"status": "Unauthorized"}, 401, {"WWW-Authenticate": 'Basic realm="RQ dashboard"'}
+        )
+
+
+def _match(given: object, required: tuple[str, str]) -> bool:
+    if given is None or given.type != "basic":
+        return False
+    username, password = given.username or "", given.password or ""
+    same_name = hmac.compare_digest(username.encode(), required[0].encode())
+    return hmac.compare_digest(password.encode(), required[1].encode()) and same_name
+
+
+def create_app() -> Flask:
+    """The dashboard alone, at the root of its own app."""
+    # The app's own /static would hide the dashboard's (its pages only ask the app's
+    # for a favicon).
+    app = Flask(__name__, static_url_path="/app-static")
+    add_dashboard(app, "", credentials())
+    return app
+
+
+def main() -> None:
+    host = os.environ.get("DASHBOARD_HOST") or DEFAULT_HOST
+    port = port_from_environment("DASHBOARD_PORT", DEFAULT_PORT)
+    if not _is_loopback(host) and credentials() is None:
+        sys.exit(
+            f"Not listening on {host} without credentials: set {CREDENTIALS[0]} and "
+            f"{CREDENTIALS[1]}, or keep DASHBOARD_HOST at 127.0.0.1"
+        )
+    print(f"RQ dashboard of {redis_url()} on http://{host}:{port}/", flush=True)
+    create_app().run(host=host, port=port, threaded=True)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    run(main)
