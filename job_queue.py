@@ -439,6 +439,7 @@ class _WorkerLoop:
         self.worker_class = worker_class
         self.stopping = threading.Event()
         self.worker: JobWorker | None = None
+        self._unregistered: list[JobWorker] = []  # cut off from Redis as they stopped
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -454,6 +455,7 @@ class _WorkerLoop:
 
     def _work(self) -> None:
         try:
+            self._unregister_the_stopped()
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
             if not self.stopping.is_set():
                 self.worker.work(logging_level="WARNING")
@@ -470,8 +472,16 @@ class _WorkerLoop:
             return
         if worker.pubsub_thread is not None:
             worker.pubsub_thread.stop()
+        self._unregistered.append(worker)
         with contextlib.suppress(*UNREACHABLE):
-            worker.register_death()
+            self._unregister_the_stopped()
+
+    def _unregister_the_stopped(self) -> None:
+        """Tell Redis the stopped workers are gone; after a Redis restart that kept its
+        data, `rq info` would show them else until their keys expire (8 minutes)."""
+        while self._unregistered:
+            self._unregistered[0].register_death()
+            self._unregistered.pop(0)
 
 
 def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:

@@ -231,20 +231,23 @@ def test_sigterm_stops_a_processor(redis_url, start_script):
 
 
 def test_processor_goes_on_after_redis_restarts(make_redis_server, start_script):
-    server = make_redis_server().start()
+    server = make_redis_server(persist=True).start()
     processor = start_processor(
         start_script, "7_job_processor.py", server.url, "push_notification_code_2", 2
     )
     assert_7_creator_output(run_script("7_job_creator.py", server.url).stdout.splitlines())
 
-    server.stop()
-    server.start()  # empty again: the ids start over
+    server.stop()  # it saves its data, the workers' registrations among them
+    server.start()
     result = run_script("7_job_creator.py", server.url)
-    assert_7_creator_output(result.stdout.splitlines())
+    assert_7_creator_output(result.stdout.splitlines(), first_id=12)
     assert sorted(processor.read_lines(18)) == sorted(sending_lines() * 2)
+    # The workers cut off by the restart are gone from Redis, their successors there.
+    wait_until(lambda: registered_workers(server.url, "push_notification_code_2") == 2)
     processor.interrupt()
     assert processor.wait() == 0
     assert "Traceback" not in processor.stderr()
+    assert registered_workers(server.url, "push_notification_code_2") == 0
 
 
 def test_a_job_whose_worker_is_killed_fails_as_abandoned(redis_url, start_script):
