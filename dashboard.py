@@ -23,7 +23,7 @@ from flask import Flask, Response, request
 from rq_dashboard.web import blueprint, setup_rq_connection
 
 from redis_connection import redis_url, run
-from web_app import json_response, port_from_environment
+from web_app import json_response, port_from_environment, run_until_stopped
 
 CREDENTIALS = ("RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
 DEFAULT_HOST = "127.0.0.1"
@@ -81,7 +81,7 @@ def main() -> None:
             f"{CREDENTIALS[1]}, or keep DASHBOARD_HOST at 127.0.0.1"
         )
     print(f"RQ dashboard of {redis_url()} on http://{host}:{port}/", flush=True)
-    create_app().run(host=host, port=port, threaded=True)
+    run_until_stopped(create_app(), host, port)
 
 
 def _is_loopback(host: str) -> bool:

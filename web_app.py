@@ -83,8 +83,13 @@ def serve(app: Flask) -> None:
     """Serve with Flask's own threaded server, as the course's `npm run dev` did, on PORT
     (default 1245) of HOST (default 127.0.0.1), until Ctrl-C or SIGTERM."""
     port = port_from_environment("PORT", DEFAULT_PORT)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it as Ctrl-C
-    app.run(host=os.environ.get("HOST") or DEFAULT_HOST, port=port, threaded=True)
+    run_until_stopped(app, os.environ.get("HOST") or DEFAULT_HOST, port)
+
+
+def run_until_stopped(app: Flask, host: str, port: int) -> None:
+    """Flask's threaded server, until Ctrl-C or SIGTERM (which it takes as Ctrl-C)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    app.run(host=host, port=port, threaded=True)
 
 
 def port_from_environment(name: str, default: int) -> int:

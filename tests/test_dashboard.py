@@ -214,3 +214,12 @@ def test_a_browser_shows_the_queues_their_counts_and_a_job_s_progress(
     assert rows == EXPECTED_ROWS
     assert screenshot.stat().st_size > 10_000
     assert '"progress": 50' in job_page  # job_queue's report_progress, in the job's meta
+
+
+def test_sigterm_stops_it_cleanly(redis_url, start_script):
+    port = free_port()
+    script = start_script("dashboard.py", redis_url, DASHBOARD_PORT=str(port))
+    wait_for(script, port)
+    script.terminate()
+    assert script.wait() == 0
+    assert "Traceback" not in script.stderr()
