@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,14 +51,6 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"not within {timeout} s")
         time.sleep(0.02)
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- the apps' servers

@@ -31,12 +31,12 @@ from bench.processes import (
     PROJECT,
     SERVERS,
     Running,
-    accepts,
     find_wrk,
     granian,
     run_wrk,
     wait_for,
 )
+from tests.http_client import accepts_connections
 from tests.redis_server import RedisServer, find_redis_server, free_port
 
 ROUTES = [("9_stock", "/list_products/1"), ("100_seat", "/available_seats")]
@@ -267,7 +267,7 @@ class Bench:
         self.redis.flushall()
         port = free_port()
         with Running(serve(port), self.env):
-            wait_for(lambda: accepts(port), 60)
+            wait_for(lambda: accepts_connections(port), 60)
             url = f"http://127.0.0.1:{port}{path}"
             run_wrk(wrk, url, 2, self.options.connections)  # warm up
             return run_wrk(wrk, url, self.options.seconds, self.options.connections)
