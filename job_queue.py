@@ -11,8 +11,9 @@
 
 The jobs stay plain RQ jobs on queues named as in the course: `rq info` lists them and
 a stock `rq worker <queue>` started in this folder works them, events and all, because
-the events come from the job itself (RQ success and failure callbacks, and
-`report_progress`), not from a worker of ours.
+the events come with the job itself (RQ success and failure callbacks, and
+`report_progress`). The processors' own workers (JobWorker) send the same events from
+the script that does a job's bookkeeping in one round trip (rq_bookkeeping.py).
 
 Keys: `job_queue:ids` (the counter) and `job_queue:events:<queue>` (the streams).
 """
@@ -239,7 +240,7 @@ class JobCreator:
         A stock forking `rq worker` whose work horse is killed fails the job without
         running its failure callback; a worker killed outright leaves its job "started"
         until RQ's registry cleanup calls it abandoned (and runs the callback, whose
-        event arrives on the next read). Costs one round trip per check, none per job.
+        event arrives on the next read). Costs two round trips per check, none per job.
         """
         with self._lock:
             # The oldest first, a bounded number per check: a queue is worked oldest first.

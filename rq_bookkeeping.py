@@ -29,6 +29,8 @@ from rq.results import Result
 from rq.serializers import PickleSerializer
 from rq.utils import now, utcformat
 
+from redis_connection import lean_command
+
 # Queue jobs: one id each from the counter, the job's hash as RQ's Job.to_dict() makes
 # it, the id pushed on the queue and a `created` event for its creator. Returns the
 # first id and the stream position of its event.
@@ -162,7 +164,7 @@ def new_job(queue: Queue, func: Any, data: Any, timeout: int, **callbacks: Any) 
         connection=queue.connection,
         timeout=timeout,
         origin=queue.name,
-        serializer=_arg(queue),
+        serializer=_serializer(queue.serializer),
         **callbacks,
     )
 
@@ -185,28 +187,12 @@ def enqueue(queue: Queue, jobs: Sequence[Job], ids_key: str, events_key: str, ke
 
 
 def call_script(client: redis.Redis, script: Any, keys: list, args: list) -> Any:
-    """EVALSHA on a connection of the client's pool, without the wrappers redis-py's
-    client puts around each command (some 50 µs, a fifth of queueing a job)."""
-    pool = client.connection_pool
-    connection = pool.get_connection()
+    """EVALSHA without redis-py's per-command wrappers (a fifth of queueing a job)."""
     try:
-        return _evalsha(connection, script, keys, args)
-    except redis.ConnectionError:
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
-
-
-def _evalsha(connection: Any, script: Any, keys: list, args: list) -> Any:
-    try:
-        connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        return connection.read_response()
+        return lean_command(client, "EVALSHA", script.sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:  # a new or restarted Redis: load it first
-        connection.send_command("SCRIPT", "LOAD", script.script)
-        connection.read_response()
-        connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        return connection.read_response()
+        lean_command(client, "SCRIPT", "LOAD", script.script)
+        return lean_command(client, "EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _enqueue_args(queue: Queue, jobs: Sequence[Job], kept: int) -> list[Any]:
@@ -232,10 +218,10 @@ class _Job(Job):
         self.created_at = self.created_at or now()  # as RQ: a job has a creation date
 
 
-def _arg(queue: Queue) -> Any:
-    """The queue's serializer as an argument for RQ: None for its default, which RQ
-    then takes without checking it against its protocol (some 15 µs a check)."""
-    return None if queue.serializer is PickleSerializer else queue.serializer
+def _serializer(serializer: Any) -> Any:
+    """A serializer as an argument for RQ: None for its default, which RQ then takes
+    without checking it against its protocol (some 15 µs a check)."""
+    return None if serializer is PickleSerializer else serializer
 
 
 def _parse_utc(value: bytes) -> datetime:
@@ -292,7 +278,7 @@ def _result_fields(claimed: Claimed, worker_name: str, ended_at: datetime, **out
         kind,
         claimed.job.connection,
         worker_name=worker_name,
-        serializer=None if claimed.job.serializer is PickleSerializer else claimed.job.serializer,
+        serializer=_serializer(claimed.job.serializer),
         execution_id=claimed.execution_id,
         execution_started_at=claimed.started_at,
         execution_ended_at=ended_at,
@@ -337,10 +323,16 @@ class JobSteps:
         self.connection.connection_pool.release(self._own_connection)
 
     def _call(self, keys: list[str], args: list[Any]) -> Any:
+        connection, sha = self._own_connection, self._script.sha
         try:
-            return _evalsha(self._own_connection, self._script, keys, args)
+            connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:  # a restarted Redis: load it again
+            connection.send_command("SCRIPT", "LOAD", STEP)
+            connection.read_response()
+            return self._call(keys, args)
         except redis.ConnectionError:
-            self._own_connection.disconnect()  # reconnects on its next command
+            connection.disconnect()  # reconnects on its next command
             raise
 
     def step(
@@ -378,7 +370,9 @@ class JobSteps:
         kind = reply[0].decode()
         if kind in ("dependents", "gone"):
             return kind, None
-        job = _Job(reply[1].decode(), connection=self.connection, serializer=_arg(queue))
+        job = _Job(
+            reply[1].decode(), connection=self.connection, serializer=_serializer(queue.serializer)
+        )
         flat = reply[2]
         job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
         return kind, Claimed(job, kind == "fast", execution_id, started_at)
