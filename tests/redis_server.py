@@ -1,6 +1,7 @@
 """Real redis-server processes for the tests: on 127.0.0.1, a free port, a temp folder."""
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,10 @@ NO_SERVER = (
 
 
 def find_redis_server() -> str | None:
-    """The server install_redis.sh built, else one on PATH."""
+    """REDIS_SERVER if set (a path), else the server install_redis.sh built, else one
+    on PATH."""
+    if chosen := os.environ.get("REDIS_SERVER"):
+        return chosen if Path(chosen).is_file() else None
     built = PROJECT / ".redis" / "bin" / "redis-server"
     return str(built) if built.exists() else shutil.which("redis-server")
 

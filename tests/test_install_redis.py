@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -181,3 +182,18 @@ def test_the_packaged_binary_as_last_resort_says_so(project_copy):
     ]
     with client(int(port)) as redis_client:
         assert redis_client.get("Holberton") == "School"
+
+
+def test_without_a_redis_server_the_tests_fail_and_say_how_to_get_one():
+    missing = {**os.environ, "REDIS_SERVER": "/no/such/redis-server"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_redis_scripts.py::test_0_connects"],
+        cwd=PROJECT,
+        env=missing,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1  # failed, not skipped
+    assert "No redis-server to test against: run ./install_redis.sh --build-only" in result.stdout
+    assert "1 error" in result.stdout
