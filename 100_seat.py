@@ -7,8 +7,8 @@ processes, or `rq worker reserve_seat` run in this folder on another machine wit
 same REDIS_URL, never reserve more than there are.
 
     python 100_seat.py           # Flask's own server, as npm run dev
-    granian --interface wsgi --workers 2 --blocking-threads 2 --port 1245 \
-        --factory 100_seat:create_app  # production (README: The two apps)
+    granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 \
+        --port 1245 --factory 100_seat:create_app  # production (README: The two apps)
 """
 
 import atexit

@@ -6,8 +6,8 @@ A reservation takes one unit in a single atomic step: many clients at once get e
 the stock there was, never more.
 
     python 9_stock.py            # Flask's own server, as npm run dev
-    granian --interface wsgi --workers 2 --blocking-threads 2 --port 1245 \
-        --factory 9_stock:create_app   # production (README: Performance)
+    granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 \
+        --port 1245 --factory 9_stock:create_app   # production (README: The two apps)
 """
 
 import redis

@@ -59,7 +59,8 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
 def granian(module: str, port: int, threads: int = 2) -> list[str]:
     """README's production server for the apps: granian, 2 workers."""
     command = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2"]
-    command += ["--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--blocking-threads", str(threads), "--workers-kill-timeout", "5"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     return [*command, "--factory", f"{module}:create_app"]
 
 

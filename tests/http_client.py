@@ -64,12 +64,17 @@ def start_with_server(
     program = str(Path(sys.executable).with_name(server))
     if server == "granian":
         command = [program, "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--factory", f"{module}:create_app"]
+        command += ["--workers-kill-timeout", "5", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--factory", f"{module}:create_app"]
     else:  # gunicorn builds the app once, then forks its workers
         command = [program, "-w", "2", "-b", f"127.0.0.1:{port}", "--preload"]
         command += [f"{module}:create_app()"]
     app = start_script(module, redis_url, command)
     wait_for(app, port)
+    if server == "granian":  # it listens before its workers run; a stop before then waits
+        started = {line for line in app.read_until_line("[INFO] Started worker-2")}
+        if "[INFO] Started worker-1" not in started:
+            app.read_until_line("[INFO] Started worker-1")
     return app, port
 
 
