@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -369,3 +370,20 @@ def test_a_processor_waits_for_redis_and_stops_on_ctrl_c(name, start_script):
         f"Worker: Redis unreachable (Error 111 connecting to 127.0.0.1:{port}. "
         "Connection refused.), trying again in 1 s"
     }
+
+
+def test_a_second_ctrl_c_stops_at_once_leaving_the_job_to_be_found_abandoned(
+    redis_url, start_script
+):
+    processor = start_processor(
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+    )
+    creator = slow_job_creator(redis_url)
+    job = creator.create("tests.slow_jobs.slow_job", {"seconds": 60})
+    wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
+    processor.interrupt()  # warm: it would wait for the job's 60 seconds
+    time.sleep(1.5)  # a second Ctrl-C, not the pool's echo of the first
+    processor.interrupt()
+    assert processor.wait(timeout=15) == 0
+    assert "Traceback" not in processor.stderr()
+    assert job.get_status(refresh=True) == JobStatus.STARTED  # cut short, not finished
