@@ -100,12 +100,6 @@ class Script:
             read.append(self.next_line(timeout))
         return read
 
-    def read_until(self, total: int, timeout: float = 20) -> list[str]:
-        """Read until `total` lines have been read in all; every line read so far."""
-        while len(self.lines) < total:
-            self.next_line(timeout)
-        return self.lines
-
     def interrupt(self) -> None:
         """What Ctrl-C in its terminal does: SIGINT to it and to the processes it started."""
         os.killpg(self.process.pid, signal.SIGINT)

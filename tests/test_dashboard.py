@@ -60,10 +60,13 @@ def failed_job(redis_url: str) -> Job:
 # ------------------------------------------------------------------ safe by default
 
 
-def dashboard_client(monkeypatch, redis_url: str, **env: str):
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    for name, value in env.items():
+def set_environment(monkeypatch, redis_url: str, **env: str) -> None:
+    for name, value in {"REDIS_URL": redis_url, **env}.items():
         monkeypatch.setenv(name, value)
+
+
+def dashboard_client(monkeypatch, redis_url: str, **env: str):
+    set_environment(monkeypatch, redis_url, **env)
     return importlib.import_module("dashboard").create_app().test_client()
 
 
@@ -119,11 +122,8 @@ def test_elsewhere_it_will_not_listen_without_credentials(redis_url):
 
 
 def seat_app(monkeypatch, redis_url: str, **env: str):
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app = importlib.import_module("100_seat").create_app()
-    return app
+    set_environment(monkeypatch, redis_url, **env)
+    return importlib.import_module("100_seat").create_app()
 
 
 def test_the_seat_app_serves_no_dashboard_without_credentials(monkeypatch, redis_url):
