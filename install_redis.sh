@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Task 0 of the course: build Redis from source, start it in the background with the
-# project's dump.rdb as its data, and check that it answers PING with PONG.
+# Task 0 of the course: build Redis from source, start it in the background from the
+# project's redis.conf (an append-only file: durable) with dump.rdb as its first data,
+# and check that it answers PING with PONG.
 #
 #   ./install_redis.sh               build (once, cached in .redis/) and start on 127.0.0.1
 #   ./install_redis.sh --build-only  build only (what CI runs)
@@ -25,6 +26,8 @@ BIN=$CACHE/bin
 PORT=${REDIS_PORT:-6379}
 RUN_DIR=$CACHE/run/$PORT
 PID_FILE=$RUN_DIR/redis.pid
+# Written by Redis once its append-only file is complete (appenddirname, appendfilename).
+AOF_MANIFEST=$RUN_DIR/appendonlydir/appendonly.aof.manifest
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install_redis.sh: %s\n' "$*" >&2; exit 1; }
@@ -202,7 +205,8 @@ running_pid() {  # the pid of the server this script started on $PORT, if it run
   printf '%s\n' "$pid"
 }
 
-answers_ping() { [[ $("$BIN/redis-cli" -h 127.0.0.1 -p "$PORT" ping 2>/dev/null) == PONG ]]; }
+cli() { "$BIN/redis-cli" -h 127.0.0.1 -p "$PORT" "$@" 2>/dev/null; }
+answers_ping() { [[ $(cli ping) == PONG ]]; }
 
 start_server() {
   local pid
@@ -215,8 +219,13 @@ start_server() {
   mkdir -p "$RUN_DIR"
   # The server writes to its dump on shutdown: it gets a copy, the committed file stays as it is.
   [[ -f $RUN_DIR/dump.rdb ]] || cp "$PROJECT/dump.rdb" "$RUN_DIR/dump.rdb"
-  "$BIN/redis-server" --bind 127.0.0.1 --port "$PORT" --dir "$RUN_DIR" --dbfilename dump.rdb \
-    --daemonize yes --pidfile "$PID_FILE" --logfile "$RUN_DIR/redis.log" ||
+  # Redis 7.0 started with appendonly yes and no append-only file yet makes an empty one
+  # and never reads dump.rdb. So until a complete append-only file exists (its manifest
+  # is written last), start without it, to load the dump, and turn it on once running.
+  local first_start=()
+  [[ -f $AOF_MANIFEST ]] || first_start=(--appendonly no)
+  "$BIN/redis-server" "$PROJECT/redis.conf" --port "$PORT" --dir "$RUN_DIR" \
+    --pidfile "$PID_FILE" --logfile "$RUN_DIR/redis.log" --daemonize yes "${first_start[@]}" ||
     die "redis-server did not start; see $(relative "$RUN_DIR/redis.log")"
   local tries
   for tries in $(seq 50); do
@@ -225,8 +234,27 @@ start_server() {
   done
   answers_ping || die "redis-server does not answer PING on 127.0.0.1:$PORT; see $(relative "$RUN_DIR/redis.log")"
   say "PING -> PONG"
+  if ((${#first_start[@]})); then turn_on_append_only_file; fi
   say "Redis $REDIS_VERSION is running on 127.0.0.1:$PORT (pid $(running_pid)), its data in $(relative "$RUN_DIR")."
   print_how_to_use "$(running_pid)"
+}
+
+turn_on_append_only_file() {  # from the data in memory, which came from dump.rdb
+  [[ $(cli config set appendonly yes) == OK ]] ||
+    die "Redis refused to turn on its append-only file; see $(relative "$RUN_DIR/redis.log")"
+  local tries
+  for tries in $(seq 600); do  # the rewrite is a child process; 60 s is plenty for a dump
+    append_only_file_written && return
+    sleep 0.1
+  done
+  die "Redis did not write its append-only file within 60 s; see $(relative "$RUN_DIR/redis.log")"
+}
+
+append_only_file_written() {
+  local info
+  info=$(cli info persistence | tr -d '\r')
+  [[ $info == *aof_enabled:1* && $info == *aof_rewrite_in_progress:0* &&
+    $info == *aof_rewrite_scheduled:0* && -f $AOF_MANIFEST ]]
 }
 
 print_how_to_use() {
@@ -255,6 +283,6 @@ case ${1:-} in
   '') ensure_built && start_server ;;
   --build-only) ensure_built ;;
   --stop) stop_server ;;
-  -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0" ;;
+  -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0" ;;
   *) die "unknown option '$1' (try --help)" ;;
 esac

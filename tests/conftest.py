@@ -44,11 +44,12 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def make_redis_server(redis_binary: str, tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Servers of the test's own, to stop and start: `port` fixes the port, `persist`
-    keeps the data across a restart. Not started."""
+    """Servers of the test's own, to stop (or kill) and start, from the project's
+    redis.conf: `port` fixes the port; the data outlive a restart unless
+    `persist=False`. Not started."""
     servers: list[RedisServer] = []
 
-    def make(port: int | None = None, persist: bool = False) -> RedisServer:
+    def make(port: int | None = None, persist: bool = True) -> RedisServer:
         server = RedisServer(redis_binary, tmp_path / f"redis-{len(servers)}", port, persist)
         servers.append(server)
         return server

@@ -1,8 +1,10 @@
-"""Real redis-server processes for the tests: on 127.0.0.1, a free port, a temp folder."""
+"""Real redis-server processes for the tests, started from the project's redis.conf: on
+127.0.0.1, a free port, a temp folder."""
 
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import redis
 
 PROJECT = Path(__file__).resolve().parent.parent
+REDIS_CONF = PROJECT / "redis.conf"
 NO_SERVER = (
     "No redis-server to test against: run ./install_redis.sh --build-only "
     "(it builds one into .redis/bin), or put one on PATH."
@@ -33,20 +36,37 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server; `stop()` and `start()` again restart it on the same port."""
+    """One redis-server started the project's way, from its redis.conf; `stop()` (or
+    `kill()`) and `start()` again restart it on the same port and folder.
+
+    `persist` (the default, as the project runs it): the append-only file and snapshots
+    of redis.conf, so the data outlive a stop, and a `kill()`, to the next start. With
+    `persist=False`, nothing is written to disk: a throwaway server, empty when started
+    again.
+    """
 
     def __init__(
-        self, binary: str, directory: Path, port: int | None = None, persist: bool = False
+        self, binary: str, directory: Path, port: int | None = None, persist: bool = True
     ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
-        self.persist = persist  # saves its data when stopped, and loads it when started
+        self.persist = persist
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not running"
+        return self.process.pid
+
+    @property
+    def aof_manifest(self) -> Path:
+        """Written by Redis once its append-only file is complete."""
+        return self.directory / "appendonlydir" / "appendonly.aof.manifest"
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)
@@ -54,10 +74,15 @@ class RedisServer:
     def start(self, timeout: float = 10) -> "RedisServer":
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "redis.log"
-        command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        command += ["--dir", str(self.directory), "--appendonly", "no", "--logfile", str(log)]
-        # Nothing is written to disk unless a test asks for it.
-        command += ["--save", "3600 1"] if self.persist else ["--save", ""]
+        command = [self.binary, str(REDIS_CONF), "--port", str(self.port)]
+        command += ["--dir", str(self.directory), "--logfile", str(log)]
+        # As install_redis.sh does: Redis 7.0 started with appendonly yes and no
+        # append-only file yet would make an empty one and ignore a dump.rdb there.
+        first_start = self.persist and not self.aof_manifest.exists()
+        if not self.persist:
+            command += ["--appendonly", "no", "--save", ""]
+        elif first_start:
+            command += ["--appendonly", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers_ping():
@@ -65,7 +90,26 @@ class RedisServer:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on {self.port}: {log.read_text()}")
             time.sleep(0.02)
+        if first_start:
+            self._turn_on_append_only_file(deadline)
         return self
+
+    def _turn_on_append_only_file(self, deadline: float) -> None:
+        with self.client() as client:
+            client.config_set("appendonly", "yes")
+            while not self._append_only_file_written(client):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on {self.port} wrote no append-only file")
+                time.sleep(0.02)
+
+    def _append_only_file_written(self, client: redis.Redis) -> bool:
+        info = client.info("persistence")
+        return (
+            info["aof_enabled"] == 1
+            and info["aof_rewrite_in_progress"] == 0
+            and info["aof_rewrite_scheduled"] == 0
+            and self.aof_manifest.exists()
+        )
 
     def stop(self) -> None:
         if self.process is None:
@@ -76,6 +120,13 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, no last save."""
+        os.kill(self.pid, signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait()
         self.process = None
 
     def _answers_ping(self) -> bool:

@@ -49,10 +49,10 @@ def install_redis() -> Iterator[tuple[Run, int]]:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Iterator[Path]:
-    """The script and dump.rdb alone in a folder: a machine where nothing is built yet."""
-    shutil.copy(INSTALL, tmp_path)
-    shutil.copy(PROJECT / "private_apt.sh", tmp_path)
-    shutil.copy(DUMP, tmp_path)
+    """The script, its config and dump.rdb alone in a folder: a machine where nothing is
+    built yet."""
+    for name in ("install_redis.sh", "private_apt.sh", "redis.conf", "dump.rdb"):
+        shutil.copy(PROJECT / name, tmp_path)
     yield tmp_path
     for pid_file in tmp_path.glob(".redis/run/*/redis.pid"):
         run_install(tmp_path, "--stop", REDIS_PORT=pid_file.parent.name)
