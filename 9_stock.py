@@ -5,9 +5,8 @@ so it survives a restart of the app and is shared by every process that serves i
 A reservation takes one unit in a single atomic step: many clients at once get exactly
 the stock there was, never more.
 
-    python 9_stock.py            # Flask's own server, as npm run dev
-    granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 \
-        --port 1245 --factory 9_stock:create_app   # production (README: The two apps)
+    python 9_stock.py       # Flask's own server, as npm run dev
+    ./serve.sh 9_stock      # production: granian, 2 workers (README: The two apps)
 """
 
 import redis

@@ -56,8 +56,16 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
 # ---------------------------------------------------------------- the apps' servers
 
 
-def granian(module: str, port: int, threads: int = 2) -> list[str]:
-    """README's production server for the apps: granian, 2 workers."""
+def serve_command(module: str, port: int) -> list[str]:
+    """README's production command for the apps: ./serve.sh (granian, 2 workers x 2
+    threads), which holds its one copy of granian's command line."""
+    settings = [f"PORT={port}", "HOST=127.0.0.1", "WORKERS=2"]
+    return ["env", *settings, str(PROJECT / "serve.sh"), module]
+
+
+def granian(module: str, port: int, threads: int) -> list[str]:
+    """granian with a thread count of its own, for --compare-servers only (serve.sh is
+    the production command)."""
     command = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2"]
     command += ["--blocking-threads", str(threads), "--workers-kill-timeout", "5"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
@@ -77,7 +85,7 @@ SERVERS: dict[str, Callable[[str, int], list[str]]] = {
     "gunicorn, 4 sync workers": lambda module, port: gunicorn(module, port, workers=4),
     "gunicorn, 2 gthread workers x 8": lambda module, port: gunicorn(module, port, threads=8),
     "granian, 2 workers x 1 thread": lambda module, port: granian(module, port, threads=1),
-    "granian, 2 workers x 2 threads": lambda module, port: granian(module, port, threads=2),
+    "granian, 2 workers x 2 threads": serve_command,  # serve.sh, as README says
 }
 
 

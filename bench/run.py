@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -32,8 +33,8 @@ from bench.processes import (
     SERVERS,
     Running,
     find_wrk,
-    granian,
     run_wrk,
+    serve_command,
     wait_for,
 )
 from tests.http_client import accepts_connections
@@ -254,7 +255,8 @@ class Bench:
             self.compare_servers(wrk)
         rows = []
         for module, path in ROUTES:
-            served = [lambda m=module, p=path: self.load(wrk, lambda port: granian(m, port), p)]
+            serve = partial(serve_command, module)
+            served = [lambda s=serve, p=path: self.load(wrk, s, p)]
             if self.peer:
                 served.append(lambda p=path: self.load(wrk, self.express, p))
             rows.append(self.row(f"GET {path}", "req/s", *served))

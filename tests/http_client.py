@@ -1,5 +1,6 @@
 """HTTP on loopback for the app tests: the exact bytes an app answers."""
 
+import contextlib
 import http.client
 import socket
 import sys
@@ -7,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.redis_server import free_port
+from tests.redis_server import PROJECT, free_port
 from tests.scripts import Script, wait_until
+
+SERVE = PROJECT / "serve.sh"
 
 
 @dataclass
@@ -59,23 +62,57 @@ def start_app(start_script: Callable[..., Script], name: str, redis_url: str) ->
 def start_with_server(
     start_script: Callable[..., Script], server: str, module: str, redis_url: str
 ) -> tuple[Script, int]:
-    """Serve an app as README says, with granian or gunicorn, two workers, on a free port."""
+    """Serve an app as README says, with ./serve.sh (granian) or gunicorn, two workers, on
+    a free port."""
+    if server == "granian":
+        return start_served(start_script, module, redis_url)
     port = free_port()
     program = str(Path(sys.executable).with_name(server))
-    if server == "granian":
-        command = [program, "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2"]
-        command += ["--workers-kill-timeout", "5", "--host", "127.0.0.1", "--port", str(port)]
-        command += ["--factory", f"{module}:create_app"]
-    else:  # gunicorn builds the app once, then forks its workers
-        command = [program, "-w", "2", "-b", f"127.0.0.1:{port}", "--preload"]
-        command += [f"{module}:create_app()"]
-    app = start_script(module, redis_url, command)
+    # gunicorn builds the app once, then forks its workers
+    command = [program, "-w", "2", "-b", f"127.0.0.1:{port}", "--preload"]
+    app = start_script(module, redis_url, [*command, f"{module}:create_app()"])
     wait_for(app, port)
-    if server == "granian":  # it listens before its workers run; a stop before then waits
-        started = {line for line in app.read_until_line("[INFO] Started worker-2")}
-        if "[INFO] Started worker-1" not in started:
-            app.read_until_line("[INFO] Started worker-1")
     return app, port
+
+
+def start_served(
+    start_script: Callable[..., Script], module: str, redis_url: str, workers: int = 2, **env: str
+) -> tuple[Script, int]:
+    """`./serve.sh <module>` on 127.0.0.1 and a free port, as a user runs it; return it
+    once all its workers have started. (granian listens before they run: a request then
+    waits, and a stop then waits for them.) What it printed before is in `app.lines`."""
+    port = free_port()
+    command = [str(SERVE), module]
+    settings = {"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": str(workers), **env}
+    app = start_script(module, redis_url, command, **settings)
+    waiting = {f"[INFO] Started worker-{n}" for n in range(1, workers + 1)}
+    while waiting:  # a launch step or granian that fails ends it: next_line says so
+        waiting.discard(app.next_line(timeout=30))
+    return app, port
+
+
+def worker_pids(app: Script) -> list[int]:
+    """The PIDs of the worker processes of an app started by `start_served`: the live
+    children of granian's main process (serve.sh's own, as serve.sh execs granian)."""
+    return sorted(pid for pid in children(app.process.pid) if is_alive(pid))
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that have not been reaped yet (Linux's /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # a thread or the process ended meanwhile
+            found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # the state follows the command's name
 
 
 def wait_for(app: Script, port: int) -> None:
