@@ -20,11 +20,14 @@ Keys: `job_queue:ids` (the counter) and `job_queue:events:<queue>` (the streams)
 
 import contextlib
 import logging
+import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,7 +43,15 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from redis_connection import UNREACHABLE, not_connected
-from rq_bookkeeping import Claimed, JobSteps, Outcome, enqueue, new_job, wait_for_job_id
+from rq_bookkeeping import (
+    Claimed,
+    JobSteps,
+    Outcome,
+    call_script,
+    enqueue,
+    new_job,
+    wait_for_job_id,
+)
 
 IDS_KEY = "job_queue:ids"
 EVENTS_KEY = "job_queue:events:{queue}"
@@ -76,6 +87,8 @@ def report_progress(completed: int, total: int = 100) -> None:
     The percent goes to the creator as a `progress` event and into the job's meta, where
     RQ's tools show it.
     """
+    if total <= 0:
+        raise ValueError(f"report_progress(): total must be above 0, not {total}")
     job = get_current_job()
     if job is None:
         raise RuntimeError("report_progress() is for the function of a running job")
@@ -87,16 +100,47 @@ def report_progress(completed: int, total: int = 100) -> None:
         pipe.execute()
 
 
+# A job's end, written once: its status and its event in one step, unless it has ended
+# already. RQ's callbacks run before RQ saves the status, and RQ's cleanup of abandoned
+# jobs may run in two processes at once, or again after a crash: without this, a job
+# could be told ended twice, or failed after it finished.
+END_ONCE = """
+local job_key, events_key = KEYS[1], KEYS[2]
+local kept, job_id, status, event, error = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local current = redis.call('HGET', job_key, 'status')
+if not current or current == 'finished' or current == 'failed' or current == 'stopped'
+    or current == 'canceled' then
+  return 0
+end
+redis.call('HSET', job_key, 'status', status)
+if event == 'failed' then
+  redis.call('XADD', events_key, 'MAXLEN', '~', kept, '*', 'job', job_id, 'event', event,
+    'error', error)
+else
+  redis.call('XADD', events_key, 'MAXLEN', '~', kept, '*', 'job', job_id, 'event', event)
+end
+return 1
+"""
+
+
+def _end_once(
+    connection: redis.Redis, job: Job, status: JobStatus, event: str, error: str = ""
+) -> None:
+    keys = [job.key, events_key(job.origin)]
+    args = [EVENTS_KEPT, job.id, status.value, event, error]
+    call_script(connection, connection.register_script(END_ONCE), keys, args)
+
+
 def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
     """RQ success callback of every job made here: tell the creator."""
-    _append_event(connection, job.origin, job.id, "completed")
+    _end_once(connection, job, JobStatus.FINISHED, "completed")
 
 
 def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any, tb: Any) -> None:
     """RQ failure callback of every job made here: tell the creator, with the error."""
     if job.retries_left:
         return  # RQ runs it again: not the end of it
-    _append_event(connection, job.origin, job.id, "failed", error=_error_text(exc_type, exc_value))
+    _end_once(connection, job, JobStatus.FAILED, "failed", _error_text(exc_type, exc_value))
 
 
 # The callbacks every job made here carries: they send its end to its creator.
@@ -119,9 +163,9 @@ class JobCreator:
     """Creates jobs on one queue and tells its handlers what becomes of them.
 
     Handlers get the job id first: `progress(job_id, percent)`, `completed(job_id)`,
-    `failed(job_id, error)`. They run in the thread that calls `wait()` (or in the
-    thread of `listen_in_background()`), one event at a time, in the order each job
-    reported them.
+    `failed(job_id, error)`. They run in the thread that calls `wait()`, one event at a
+    time, in the order each job reported them. (An app, whose jobs may end after the
+    process that queued them is gone, hears them with a QueueListener instead.)
     """
 
     def __init__(
@@ -140,7 +184,6 @@ class JobCreator:
         self._read_from: str | None = None  # the stream position after the last event read
         self._unfinished: set[str] = set()  # jobs created here that have not ended yet
         self._lock = threading.Lock()
-        self._closed = threading.Event()
 
     def create(
         self, func: str | Callable, data: Any, job_timeout: int = JOB_TIMEOUT_SECONDS
@@ -153,11 +196,9 @@ class JobCreator:
     ) -> list[Job]:
         """Queue a job running `func(data)` for each data, in one round trip, as Kue
         sends the saves of a loop of `queue.create(...).save()` at once."""
-        callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
-        jobs = [new_job(self.queue, func, data, job_timeout, **callbacks) for data in datas]
+        jobs, first_event = _create_jobs(self.queue, func, datas, job_timeout)
         if not jobs:
             return []
-        first_event = enqueue(self.queue, jobs, IDS_KEY, self._events_key, EVENTS_KEPT)
         with self._lock:
             self._unfinished.update(job.id for job in jobs)
             if self._read_from is None:  # read from just before the first job's events
@@ -169,26 +210,8 @@ class JobCreator:
         while self._unfinished:
             self._deliver_next_events()
 
-    def listen_in_background(self) -> threading.Thread:
-        """For a long-running process (an app): deliver events in a thread of their own,
-        from those of the jobs created once it has started."""
-
-        def listen() -> None:
-            while not self._closed.is_set():
-                self._deliver_next_events()
-
-        thread = threading.Thread(target=listen, name=f"events of {self.queue.name}", daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        """Stop listening in the background (within one read, 5 s at most)."""
-        self._closed.set()
-
     def _deliver_next_events(self) -> None:
         try:
-            if self._read_from is None:
-                self._start_reading_at_the_end()
             entries = self._read_events()
             if entries:
                 for entry_id, fields in entries:
@@ -197,17 +220,9 @@ class JobCreator:
             else:
                 self._catch_up()
         except UNREACHABLE as error:
-            if self._closed.is_set():
-                return
             # The stream keeps the events meanwhile: once Redis is back, nothing is lost.
             print(not_connected(error), flush=True)
             time.sleep(1)
-
-    def _start_reading_at_the_end(self) -> None:
-        last = self.connection.xrevrange(self._events_key, count=1)
-        with self._lock:
-            if self._read_from is None:  # else create() has just set it
-                self._read_from = _decode(last[0][0]) if last else "0-0"
 
     def _read_events(self) -> list:
         reply = self._reader.xread(
@@ -256,10 +271,169 @@ class JobCreator:
                 self._deliver({"job": job_id, "event": "completed"})
             elif job.get_status(refresh=False) in ENDED:
                 self._deliver({"job": job_id, "event": "failed", "error": _stored_error(job)})
-        # Signals only work in the main thread; this may run in the listening thread.
-        StartedJobRegistry(
-            self.queue.name, connection=self.connection, death_penalty_class=TimerDeathPenalty
-        ).cleanup()
+        _clean_up_abandoned_jobs(self.queue)
+
+
+def create_job(
+    queue: Queue, func: str | Callable, data: Any, job_timeout: int = JOB_TIMEOUT_SECONDS
+) -> Job:
+    """Queue a job running `func(data)`, with the next numbered id, its end to be heard
+    by a QueueListener."""
+    return _create_jobs(queue, func, [data], job_timeout)[0][0]
+
+
+def _create_jobs(
+    queue: Queue, func: str | Callable, datas: list[Any], job_timeout: int
+) -> tuple[list[Job], str | None]:
+    """The jobs, queued in one round trip, and the stream position of the first one's
+    `created` event."""
+    callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
+    jobs = [new_job(queue, func, data, job_timeout, **callbacks) for data in datas]
+    if not jobs:
+        return [], None
+    return jobs, enqueue(queue, jobs, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+
+
+class QueueListener:
+    """Hears how every job of a queue ends, whoever created it: for an app served by
+    several processes, where the process that queued a job may be gone when it ends.
+
+    The listeners of one group share the queue's events (a Redis consumer group): each
+    end goes to one of them, and an end that a listener took but never handled (its
+    process died) is taken over by another after CLAIM_AFTER_SECONDS. Each job ends
+    once in the stream (END_ONCE, and the worker's step), so each end is handled once.
+    Handlers: `completed(job_id)`, `failed(job_id, error)`; one that raises is logged.
+    """
+
+    CLAIM_AFTER_SECONDS = 10
+    CHECK_EVERY_SECONDS = 5  # for ends taken but not handled, and abandoned jobs
+    FORGET_AFTER_SECONDS = 3600  # listeners gone this long leave the group
+
+    def __init__(
+        self,
+        queue: Queue,
+        group: str,
+        *,
+        completed: Handler | None = None,
+        failed: Handler | None = None,
+    ) -> None:
+        self.queue = queue
+        self.connection: redis.Redis = queue.connection
+        self.group = group
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.handlers = {"completed": completed, "failed": failed}
+        self._key = events_key(queue.name)
+        self._reader = _blocking_client(queue.connection, self.CHECK_EVERY_SECONDS + 10)
+        self._closed = threading.Event()
+        self._next_check = 0.0
+
+    @staticmethod
+    def start_group(connection: redis.Redis, queue_name: str, group: str) -> None:
+        """Start the group afresh, at the end of the queue's events (an app's launch)."""
+        with connection.pipeline() as pipe:
+            pipe.xgroup_destroy(events_key(queue_name), group)
+            pipe.xgroup_create(events_key(queue_name), group, id="$", mkstream=True)
+            pipe.execute(raise_on_error=False)
+
+    def listen_in_background(self) -> threading.Thread:
+        """Hear the ends in a thread of their own, from those of the jobs created once
+        this has returned, if the group is new."""
+        self._join_group()
+        thread = threading.Thread(
+            target=self._listen, name=f"ends of {self.queue.name}", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Stop listening (within one read, 5 s at most)."""
+        self._closed.set()
+
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._listen_once()
+            except UNREACHABLE as error:
+                if not self._closed.is_set():
+                    # The stream and the group keep the events: nothing is lost meanwhile.
+                    print(not_connected(error), flush=True)
+                    time.sleep(1)
+            except Exception:  # an error reply, a job that cannot be loaded: go on
+                log.exception("Listening to %s", self._key)
+                time.sleep(1)
+
+    def _listen_once(self) -> None:
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.CHECK_EVERY_SECONDS
+            self._take_over_unhandled_ends()
+            _clean_up_abandoned_jobs(self.queue)
+        try:
+            reply = self._reader.xreadgroup(
+                self.group,
+                self.consumer,
+                {self._key: ">"},
+                count=100,
+                block=self.CHECK_EVERY_SECONDS * 1000,
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._join_group()  # a Redis that lost its data: hear what comes from now on
+            return
+        for entry_id, fields in reply[0][1] if reply else []:
+            self._handle(entry_id, fields)
+
+    def _join_group(self) -> None:
+        """Make the group if it is not there (an app not launched, or a Redis that lost
+        its data), to hear what comes from now on."""
+        try:
+            self.connection.xgroup_create(self._key, self.group, id="$", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def _take_over_unhandled_ends(self) -> None:
+        start = "0-0"
+        while True:
+            start, entries, *_ = self.connection.xautoclaim(
+                self._key,
+                self.group,
+                self.consumer,
+                self.CLAIM_AFTER_SECONDS * 1000,
+                start_id=start,
+                count=100,
+            )
+            for entry_id, fields in entries:
+                self._handle(entry_id, fields)
+            if _decode(start) == "0-0":
+                break
+        for consumer in self.connection.xinfo_consumers(self._key, self.group):
+            idle_seconds = consumer["idle"] / 1000
+            if consumer["pending"] == 0 and idle_seconds > self.FORGET_AFTER_SECONDS:
+                self.connection.xgroup_delconsumer(self._key, self.group, consumer["name"])
+
+    def _handle(self, entry_id: Any, fields: dict) -> None:
+        event = {_decode(k): _decode(v) for k, v in fields.items()}
+        handler = self.handlers.get(event.get("event", ""))
+        try:
+            if handler is not None and event["event"] == "failed":
+                handler(event["job"], event["error"])
+            elif handler is not None:
+                handler(event["job"])
+        except UNREACHABLE:
+            raise  # not handled: taken over once Redis is back
+        except Exception:
+            log.exception("Handler of %s for job %s", event.get("event"), event.get("job"))
+        self.connection.xack(self._key, self.group, entry_id)
+
+
+def _clean_up_abandoned_jobs(queue: Queue) -> None:
+    """RQ's cleanup of the started jobs whose worker stopped: they fail, and their
+    failure callback tells their creator. Signals only work in the main thread; this
+    may run in another."""
+    StartedJobRegistry(
+        queue.name, connection=queue.connection, death_penalty_class=TimerDeathPenalty
+    ).cleanup()
 
 
 def _blocking_client(connection: redis.Redis, socket_timeout: float) -> redis.Redis:
@@ -337,7 +511,11 @@ class JobWorker(SimpleWorker):
         worked = False
         try:
             while not self.stop_requested:
-                self._keep_house(burst)
+                if self._housekeeping_due():
+                    # Written first: housekeeping may wait a long while (`rq suspend`).
+                    self._write_outcome(steps, outcome)
+                    outcome = None
+                    self._keep_house(burst)
                 claimed, queue = self._take(steps, outcome)
                 outcome = None
                 if claimed is None and not burst:
@@ -351,24 +529,42 @@ class JobWorker(SimpleWorker):
         except StopRequested:  # by `rq suspend` in burst mode, as in RQ
             pass
         finally:
-            if outcome is not None:
-                steps.step(outcome, None, **self._step_settings())
-            steps.close()
-            self.teardown()
+            try:
+                self._write_outcome(steps, outcome)
+            finally:
+                steps.close()
+                self.teardown()
         return worked
 
     def _take(self, steps: JobSteps, outcome: Outcome | None) -> tuple[Claimed | None, Queue]:
         """Write the last job's outcome and take the next job, from the first queue that
         has one."""
         for queue in self._ordered_queues:
+            # Redis lost here: work() writes the outcome again once it is back (a job
+            # ends once, so a second write of it changes nothing).
             kind, claimed = steps.step(outcome, queue, **self._step_settings())
             if kind == "dependents":  # rare: RQ moves them on, and the next call takes
                 queue.enqueue_dependents(outcome.job)
-                kind, claimed = steps.step(None, queue, **self._step_settings())
             outcome = None
+            while kind in ("dependents", "gone"):  # a deleted job at the head: the next
+                kind, claimed = steps.step(None, queue, **self._step_settings())
             if claimed is not None:
                 return claimed, queue
         return None, self._ordered_queues[0]
+
+    def _write_outcome(self, steps: JobSteps, outcome: Outcome | None) -> None:
+        """Write a job's outcome, waiting for Redis as long as it takes: lost, the job
+        would later be called abandoned though it ran. A cold stop (a second Ctrl-C)
+        still ends the wait."""
+        while outcome is not None:
+            try:
+                steps.step(outcome, None, **self._step_settings())
+                return
+            except UNREACHABLE as error:
+                self.log.warning(
+                    "Job %s ended, Redis unreachable (%s): retrying", outcome.job.id, error
+                )
+                time.sleep(1)
 
     def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
         """Block on the queues for a while, as RQ's worker does, then take what came."""
@@ -386,10 +582,11 @@ class JobWorker(SimpleWorker):
             "events_kept": EVENTS_KEPT,
         }
 
+    def _housekeeping_due(self) -> bool:
+        return time.monotonic() - self._last_housekeeping >= 1
+
     def _keep_house(self, burst: bool) -> None:
         """About once a second: RQ's heartbeat, `rq suspend`, and its maintenance."""
-        if time.monotonic() - self._last_housekeeping < 1:
-            return
         self._last_housekeeping = time.monotonic()
         self.heartbeat()
         self.check_for_suspension(burst)

@@ -77,11 +77,22 @@ if outcome ~= '' then
   local id, execution, origin, ended, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
   local ttl = tonumber(ARGV[8])
   local job, run, result = 'rq:job:' .. id, id .. ':' .. execution, 'rq:results:' .. id
+  redis.call('SREM', worker_executions, run)
+  -- A job ends once: if it is no longer started by this worker (its worker was cut
+  -- off so long that it was called abandoned and failed), the late outcome is dropped.
+  local current = redis.call('HMGET', job, 'status', 'worker_name')
+  if current[1] ~= 'started' or current[2] ~= worker_name then
+    outcome = ''
+  end
+end
+if outcome ~= '' then
+  local id, execution, origin, ended, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+  local ttl = tonumber(ARGV[8])
+  local job, run, result = 'rq:job:' .. id, id .. ':' .. execution, 'rq:results:' .. id
   redis.call('HSET', job, 'last_heartbeat', ended, 'status', outcome, 'ended_at', ended)
   redis.call('DEL', 'rq:execution:' .. run)
   redis.call('ZREM', 'rq:wip:' .. origin, run)
   redis.call('ZREM', 'rq:executions:' .. id, execution)
-  redis.call('SREM', worker_executions, run)
   redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, 22))
   if outcome == 'finished' then
     redis.call('HINCRBY', worker, 'successful_job_count', 1)
@@ -331,8 +342,8 @@ class JobSteps:
             connection.send_command("SCRIPT", "LOAD", STEP)
             connection.read_response()
             return self._call(keys, args)
-        except redis.ConnectionError:
-            connection.disconnect()  # reconnects on its next command
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()  # a reply may be on its way: reconnect on the next command
             raise
 
     def step(

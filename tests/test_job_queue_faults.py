@@ -1,0 +1,183 @@
+"""job_queue under faults, in one process against a real Redis: a job ends exactly once,
+and its end is written even when Redis drops right after the job ran."""
+
+import threading
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.suspension import resume, suspend
+from rq.timeouts import TimerDeathPenalty
+
+from job_queue import (
+    QueueListener,
+    WorkerThread,
+    _ThreadJobWorker,
+    create_job,
+    events_key,
+    report_progress,
+)
+from rq_bookkeeping import JobSteps
+from tests import controlled_jobs
+from tests.scripts import wait_until
+
+HELD_JOB = "tests.controlled_jobs.waits_for_the_test"
+QUICK_JOB = "tests.controlled_jobs.returns_at_once"
+QUEUE = "faults"
+
+
+@pytest.fixture
+def connection(redis_url):
+    with redis.Redis.from_url(redis_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def held_jobs():
+    controlled_jobs.reset()
+    yield controlled_jobs
+    controlled_jobs.may_end.set()  # never leave a job waiting
+
+
+def ends(connection: redis.Redis, queue_name: str = QUEUE) -> list[tuple[str, str]]:
+    """The (job, event) of every end in the queue's event stream."""
+    entries = connection.xrange(events_key(queue_name))
+    return [
+        (fields[b"job"].decode(), fields[b"event"].decode())
+        for _, fields in entries
+        if fields[b"event"] in (b"completed", b"failed")
+    ]
+
+
+def status(connection: redis.Redis, job_id: str) -> JobStatus:
+    return Job.fetch(job_id, connection=connection).get_status()
+
+
+def test_report_progress_refuses_a_total_of_zero():
+    with pytest.raises(ValueError, match="total must be above 0, not 0"):
+        report_progress(5, 0)
+
+
+def test_a_finished_job_is_written_finished_while_workers_are_suspended(connection, held_jobs):
+    queue = Queue(QUEUE, connection=connection)
+    job = create_job(queue, HELD_JOB, {})
+    worker = WorkerThread([QUEUE], connection)
+    try:
+        assert held_jobs.running.wait(10)
+        suspend(connection)  # `rq suspend`
+        held_jobs.may_end.set()
+        wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED)
+        assert ends(connection) == [(job.id, "completed")]
+    finally:
+        resume(connection)
+        worker.stop()
+
+
+def test_an_outcome_is_written_once_redis_is_back(make_redis_server, held_jobs):
+    server = make_redis_server(persist=True).start()
+    with redis.Redis.from_url(server.url) as connection:
+        job = create_job(Queue(QUEUE, connection=connection), HELD_JOB, {})
+        worker = WorkerThread([QUEUE], connection)
+        try:
+            assert held_jobs.running.wait(10)
+            server.stop()  # Redis goes away while the job runs
+            held_jobs.may_end.set()
+            server.start()
+            wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED)
+            assert ends(connection) == [(job.id, "completed")]
+        finally:
+            worker.stop()
+
+
+def test_a_deleted_job_at_the_head_of_the_queue_is_skipped(connection):
+    queue = Queue(QUEUE, connection=connection)
+    gone, kept = (create_job(queue, QUICK_JOB, {}) for _ in range(2))
+    connection.delete(gone.key)
+    _ThreadJobWorker([queue], connection=connection).work(burst=True)
+    assert status(connection, kept.id) == JobStatus.FINISHED
+    assert queue.count == 0
+
+
+def take(connection: redis.Redis, queue: Queue, worker_name: str = "w") -> Job:
+    """Take the next job as a worker does, and leave it started (its worker 'died')."""
+    steps = JobSteps(connection, worker_name, f"rq:worker:{worker_name}")
+    _, claimed = steps.step(None, queue, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    steps.close()
+    return claimed.job
+
+
+def clean_up_abandoned(connection: redis.Redis) -> None:
+    """RQ's cleanup, as if the abandoned job's heartbeat had long expired."""
+    registry = StartedJobRegistry(
+        QUEUE, connection=connection, death_penalty_class=TimerDeathPenalty
+    )
+    registry.cleanup(timestamp=2**40)
+
+
+def test_an_abandoned_job_fails_once_however_often_it_is_cleaned_up(connection):
+    queue = Queue(QUEUE, connection=connection)
+    job = create_job(queue, QUICK_JOB, {})
+    take(connection, queue)
+    cleaners = [threading.Thread(target=clean_up_abandoned, args=(connection,)) for _ in range(4)]
+    for cleaner in cleaners:
+        cleaner.start()
+    for cleaner in cleaners:
+        cleaner.join()
+    clean_up_abandoned(connection)
+    assert ends(connection) == [(job.id, "failed")]
+    assert status(connection, job.id) == JobStatus.FAILED
+    assert job.id in FailedJobRegistry(QUEUE, connection=connection)
+
+
+def test_a_late_outcome_of_a_job_already_failed_as_abandoned_is_dropped(connection):
+    queue = Queue(QUEUE, connection=connection)
+    job = create_job(queue, QUICK_JOB, {})
+    worker = _ThreadJobWorker([queue], connection=connection, name="late")
+    steps = JobSteps(connection, worker.name, worker.key)
+    _, claimed = steps.step(None, queue, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    clean_up_abandoned(connection)  # its worker was cut off too long
+    outcome = worker._run(claimed, queue)  # then it comes back and writes its outcome
+    steps.step(outcome, None, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    steps.close()
+    assert ends(connection) == [(job.id, "failed")]
+    assert status(connection, job.id) == JobStatus.FAILED
+
+
+def test_a_listener_goes_on_after_a_handler_raises(connection, capsys):
+    queue = Queue(QUEUE, connection=connection)
+    heard = []
+
+    def completed(job_id: str) -> None:
+        heard.append(job_id)
+        if len(heard) == 1:
+            raise RuntimeError("a handler's bug")
+
+    listener = QueueListener(queue, "app", completed=completed)
+    listener.listen_in_background()
+    try:
+        jobs = [create_job(queue, QUICK_JOB, {}) for _ in range(2)]
+        _ThreadJobWorker([queue], connection=connection).work(burst=True)
+        wait_until(lambda: len(heard) == 2)
+        assert heard == [job.id for job in jobs]
+    finally:
+        listener.close()
+
+
+def test_listeners_of_a_group_share_the_ends_and_take_over_a_dead_one_s(connection):
+    queue = Queue(QUEUE, connection=connection)
+    QueueListener.start_group(connection, QUEUE, "app")
+    jobs = [create_job(queue, QUICK_JOB, {}) for _ in range(3)]
+    _ThreadJobWorker([queue], connection=connection).work(burst=True)
+    # A listener reads the three ends, then its process dies before handling them.
+    connection.xreadgroup("app", "dead", {events_key(QUEUE): ">"})
+    heard = []
+    alive = QueueListener(queue, "app", completed=heard.append)
+    alive.CLAIM_AFTER_SECONDS = 0
+    alive.listen_in_background()
+    try:
+        wait_until(lambda: len(heard) == 3)
+        assert heard == [job.id for job in jobs]
+    finally:
+        alive.close()
