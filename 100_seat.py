@@ -6,12 +6,19 @@ are enabled while seats are left there, so every process agrees: several app
 processes, or `rq worker reserve_seat` run in this folder on another machine with the
 same REDIS_URL, never reserve more than there are.
 
-    python 100_seat.py           # Flask's own server, as npm run dev
-    granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 \
-        --port 1245 --factory 100_seat:create_app  # production (README: The two apps)
+Every reservation in process ends exactly once: one seat taken and `completed`, or no
+seat taken and `failed`, whatever crashes. A job takes its seat and records its claim
+on it (`reserved_seats`, the ids of the jobs holding one) in one atomic step, so a job
+run again never takes a second; a job that ends failed after taking one (its worker
+died mid-job) gives it back. So at every moment 50 = seats left + claims, and once the
+ends are heard, claims = jobs completed.
+
+    python 100_seat.py      # Flask's own server, as npm run dev
+    ./serve.sh 100_seat     # production: granian, 2 workers (README: The two apps)
 """
 
 import atexit
+import contextlib
 import multiprocessing.util
 import os
 import threading
@@ -19,36 +26,62 @@ import threading
 import redis
 from flask import Flask, Response
 from rq import Queue, get_current_job
+from rq.job import Job
 
 from dashboard import add_dashboard, credentials
-from job_queue import JobCreator, WorkerThread
+from job_queue import QueueListener, WorkerThread, create_job
 from redis_connection import UNREACHABLE, create_client, run
 from web_app import create_json_app, json_response, redis_get, serve
 
 QUEUE = "reserve_seat"
 JOB_FUNCTION = "100_seat.reserve_seat_job"  # RQ names the function a job runs
+# A seat job takes a millisecond; past this it is stuck, and its worker stops it. A
+# job whose worker died is found abandoned this long plus 10 s after it started.
+JOB_TIMEOUT_SECONDS = 5
+LISTENERS = "100_seat"  # the app processes, which share the printing of the job ends
 INITIAL_SEATS = 50
 
 # Reading the seats and writing them back in two steps (as the course did) lets two
-# jobs both take the last seat; this script does both in one step.
+# jobs both take the last seat; this script does both in one step, and records which
+# job holds the seat, so that a job run again does not take a second one.
 TAKE_ONE_SEAT = """
-local seats = tonumber(redis.call('GET', KEYS[1]) or '0')
+local seats_key, claims_key = KEYS[1], KEYS[2]
+local job_id = ARGV[1]
+local seats = tonumber(redis.call('GET', seats_key) or '0')
+if redis.call('SISMEMBER', claims_key, job_id) == 1 then return seats end
 if seats < 1 then return -1 end
-return redis.call('DECR', KEYS[1])
+redis.call('SADD', claims_key, job_id)
+return redis.call('DECR', seats_key)
+"""
+# A job that ended failed holding a seat (its worker died after taking it) gives it
+# back. Only a failed one: its status is written with its end, in one step (job_queue).
+GIVE_BACK_SEAT = """
+local seats_key, claims_key, job_key = KEYS[1], KEYS[2], KEYS[3]
+local job_id = ARGV[1]
+if redis.call('HGET', job_key, 'status') ~= 'failed' then return 0 end
+if redis.call('SREM', claims_key, job_id) == 0 then return 0 end
+redis.call('INCR', seats_key)
+return 1
 """
 
 
 class Seats:
-    """The seats left, in Redis."""
+    """The seats left, and the jobs that hold one, in Redis."""
 
     KEY = "available_seats"
+    CLAIMS_KEY = "reserved_seats"
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._take_one = client.register_script(TAKE_ONE_SEAT)
+        self._give_back = client.register_script(GIVE_BACK_SEAT)
 
     def reserve_seat(self, number: int) -> None:
-        self.client.set(self.KEY, number)
+        """Set the seats, none reserved: `number` = seats left + claims from now on."""
+        with self.client.pipeline() as pipe:  # MULTI: both or neither
+            pipe.set(self.KEY, number)
+            pipe.delete(self.CLAIMS_KEY)
+            pipe.execute()
 
     def get_current_available_seats(self) -> str:
         seats = redis_get(self.client, self.KEY)
@@ -57,15 +90,21 @@ class Seats:
     def reservation_enabled(self) -> bool:
         return int(self.get_current_available_seats()) > 0
 
-    def take_one(self) -> int | None:
-        """The seats left once one is taken, or None when there was none."""
-        left = self._take_one(keys=[self.KEY])
+    def take_one(self, job_id: str) -> int | None:
+        """The seats left once job `job_id` holds one, or None when there was none."""
+        left = self._take_one(keys=[self.KEY, self.CLAIMS_KEY], args=[job_id])
         return None if left < 0 else left
+
+    def give_back(self, job_id: str) -> bool:
+        """Give back the seat of a job that failed, if it held one."""
+        keys = [self.KEY, self.CLAIMS_KEY, Job.key_for(job_id)]
+        return self._give_back(keys=keys, args=[job_id]) == 1
 
 
 def reserve_seat_job(data: dict) -> int:
     """What each job of the queue reserve_seat runs, wherever it runs."""
-    left = Seats(get_current_job().connection).take_one()
+    job = get_current_job()
+    left = Seats(job.connection).take_one(job.id)
     if left is None:
         raise RuntimeError("Not enough seats available")
     return left
@@ -79,35 +118,52 @@ def print_failed(job_id: str, error: str) -> None:
     print(f"Seat reservation job {job_id} failed: {error}", flush=True)
 
 
+def launch(client: redis.Redis | None = None) -> None:
+    """What launching the app does, once however many processes serve it (`python
+    100_seat.py`, `./serve.sh 100_seat`): 50 seats, none reserved, and the ends of the
+    jobs heard from now on."""
+    client = client or create_client(decode_responses=False)
+    Seats(client).reserve_seat(INITIAL_SEATS)
+    QueueListener.start_group(client, QUEUE, LISTENERS)
+
+
 class Reservations:
     """The app's state, all in Redis but for its two threads: the one that hears how
-    the jobs it created end, and the one worker of the queue that `/process` starts."""
+    the queue's jobs end, and the one worker of the queue that `/process` starts."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.seats = Seats(client)
-        self.creator = JobCreator(
-            Queue(QUEUE, connection=client), completed=print_completed, failed=print_failed
+        self.queue = Queue(QUEUE, connection=client)
+        self.listener = QueueListener(
+            self.queue, LISTENERS, completed=print_completed, failed=self._print_failed
         )
         self.processor: WorkerThread | None = None
         self._listening_in: int | None = None  # the process whose thread hears the ends
         self._lock = threading.Lock()
 
+    def _print_failed(self, job_id: str, error: str) -> None:
+        self.seats.give_back(job_id)
+        print_failed(job_id, error)
+
     def reserve(self) -> bool:
         """Queue a reservation job, unless reservations are blocked."""
         if not self.seats.reservation_enabled():
             return False
-        self._listen()
-        self.creator.create(JOB_FUNCTION, {})
+        create_job(self.queue, JOB_FUNCTION, {}, JOB_TIMEOUT_SECONDS)
         return True
 
-    def _listen(self) -> None:
-        # Threads do not survive a fork: a server that builds the app, then forks its
-        # workers (gunicorn --preload), needs the thread started in each worker.
-        with self._lock:
+    def listen(self) -> None:
+        """Hear the ends of the jobs, from a thread of this process. Threads do not
+        survive a fork: a server that builds the app, then forks its workers (gunicorn
+        --preload), needs the thread started in each worker."""
+        if self._listening_in == os.getpid():
+            return
+        with self._lock, contextlib.suppress(*UNREACHABLE):  # tried again on the next request
             if self._listening_in != os.getpid():
-                self.creator.listen_in_background()
+                self.listener.listen_in_background()
                 self._listening_in = os.getpid()
+                self._stop_at_exit()
 
     def start_processing(self) -> None:
         with self._lock:  # one worker, however many calls at once
@@ -118,25 +174,29 @@ class Reservations:
         """Stop the threads; the job in hand, if any, ends first."""
         if self.processor is not None:
             self.processor.stop()
-        self.creator.close()
+        self.listener.close()
+
+    def _stop_at_exit(self) -> None:
+        # The job in hand ends before the process does. A server whose workers are
+        # multiprocessing children (granian) ends them with os._exit, which skips atexit
+        # but runs multiprocessing's finalizers.
+        atexit.register(self.close)
+        multiprocessing.util.Finalize(self, self.close, exitpriority=10)
 
 
-def create_app(client: redis.Redis | None = None, reset_seats: bool = True) -> Flask:
-    """The app, on the Redis of REDIS_URL unless given a (bytes) client. As the course
-    has it, launching it sets the seats to 50 (unless `reset_seats` is False)."""
+def create_app(client: redis.Redis | None = None) -> Flask:
+    """The app, on the Redis of REDIS_URL unless given a (bytes) client. It changes
+    nothing in Redis: launch() sets the seats."""
     app = create_json_app(__name__)
     client = client or create_client(decode_responses=False)  # RQ stores bytes
-    if reset_seats:
-        Seats(client).reserve_seat(INITIAL_SEATS)
     reservations = Reservations(client)
-    # The job in hand ends before the process does. A server whose workers are
-    # multiprocessing children (granian) ends them with os._exit, which skips atexit
-    # but runs multiprocessing's finalizers.
-    atexit.register(reservations.close)
-    multiprocessing.util.Finalize(reservations, reservations.close, exitpriority=10)
     app.extensions["reservations"] = reservations
     if (required := credentials()) is not None:  # it can delete jobs: not without them
         add_dashboard(app, "/rq", required)
+
+    @app.before_request
+    def listen() -> None:
+        reservations.listen()
 
     @app.get("/available_seats")
     def available_seats() -> Response:
@@ -160,5 +220,10 @@ def create_app(client: redis.Redis | None = None, reset_seats: bool = True) -> F
     return app
 
 
+def main() -> None:
+    launch()
+    serve(create_app())
+
+
 if __name__ == "__main__":
-    run(lambda: serve(create_app()))
+    run(main)

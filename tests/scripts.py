@@ -90,6 +90,21 @@ class Script:
         self.lines.append(line)
         return line
 
+    def lines_so_far(self) -> list[str]:
+        """The lines written since the last read, without waiting for more."""
+        read = []
+        while True:
+            try:
+                line = self._unread.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._unread.put(None)
+                break
+            read.append(line)
+        self.lines += read
+        return read
+
     def read_lines(self, count: int, timeout: float = 20) -> list[str]:
         return [self.next_line(timeout) for _ in range(count)]
 

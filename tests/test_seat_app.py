@@ -5,11 +5,15 @@ HTTP against the app started as a user starts it."""
 import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from unittest.mock import patch
 
 import pytest
 import redis
 from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import StartedJobRegistry
 
+from rq_bookkeeping import JobSteps
 from tests.http_client import get, request, start_app, start_with_server
 from tests.redis_server import free_port
 from tests.scripts import run_script, wait_until
@@ -29,6 +33,7 @@ def seats(number: int) -> bytes:
 @pytest.fixture
 def app(redis_url):
     with redis.Redis.from_url(redis_url) as connection:
+        seat_app.launch(connection)
         app = seat_app.create_app(connection)
         yield app
         app.extensions["reservations"].close()
@@ -114,7 +119,7 @@ def test_process_called_again_starts_no_second_worker(client, redis_url):
 def test_without_redis_reservations_fail_with_503(make_redis_server):
     server = make_redis_server()  # never started
     with redis.Redis.from_url(server.url) as connection:
-        app = seat_app.create_app(connection, reset_seats=False)
+        app = seat_app.create_app(connection)
         client = app.test_client()
         assert_json(client.get("/reserve_seat"), 503, b'{"status":"Reservation failed"}')
         assert_json(client.get("/available_seats"), 503, b'{"status":"Redis unavailable"}')
@@ -130,15 +135,22 @@ def test_errors_answer_json(client):
 # ------------------------------------------------------------------ over HTTP
 
 
-def job_ends(app, count: int) -> list[str]:
-    """Read the app's output until it has told the end of `count` jobs; those lines
-    (a server may print lines of its own among them)."""
-    ends = [line for line in app.lines if line.startswith("Seat reservation job ")]
-    while len(ends) < count:
-        line = app.next_line()
-        if line.startswith("Seat reservation job "):
-            ends.append(line)
+def job_ends(apps, count: int, timeout: float = 60) -> list[str]:
+    """Read the output of the app (or apps) until they have told the end of `count`
+    jobs; those lines (a server may print lines of its own among them)."""
+    apps = apps if isinstance(apps, list) else [apps]
+    ends = [line for app in apps for line in app.lines if is_end(line)]
+
+    def enough() -> bool:
+        ends.extend(line for app in apps for line in app.lines_so_far() if is_end(line))
+        return len(ends) >= count
+
+    wait_until(enough, timeout, what=f"{count} job ends")
     return ends
+
+
+def is_end(line: str) -> bool:
+    return line.startswith("Seat reservation job ")
 
 
 def ended_jobs(app_lines: list[str]) -> tuple[int, list[str]]:
@@ -224,9 +236,8 @@ def test_two_app_processes_agree(redis_url, start_script):
     answers = crowd([port_a, port_b], 150)
     in_process = answers.count(IN_PROCESS)
     wait_until(lambda: get(port_a, "/available_seats") == seats(0))
-    # Each app prints the end of the jobs it created.
-    created_by_a = answers[0::2].count(IN_PROCESS)
-    lines = job_ends(app_a, created_by_a) + job_ends(app_b, in_process - created_by_a)
+    # Each job's end is printed once, by one of them.
+    lines = job_ends([app_a, app_b], in_process)
     completed, failed = ended_jobs(lines)
     assert completed == 50
     assert len(failed) == in_process - 50
@@ -283,9 +294,8 @@ def test_without_redis_at_launch_it_says_so_in_one_line():
     assert (result.returncode, result.stderr) == (1, "")
 
 
-@pytest.mark.parametrize("server", ["granian", "gunicorn"])
-def test_served_by_a_production_server_as_readme_says(redis_url, start_script, server):
-    app, port = start_with_server(start_script, server, "100_seat", redis_url)
+def test_served_by_a_production_server_as_readme_says(redis_url, start_script):
+    app, port = start_with_server(start_script, "granian", "100_seat", redis_url)
     answers = crowd([port], 60)
     wait_until(lambda: get(port, "/available_seats") == seats(0))
     completed, failed = ended_jobs(job_ends(app, answers.count(IN_PROCESS)))
@@ -294,3 +304,58 @@ def test_served_by_a_production_server_as_readme_says(redis_url, start_script, s
     app.terminate()
     assert app.wait() == 0
     assert workers_on_the_queue(redis_url) == 0
+
+
+# ------------------------------------------------------------------ exactly one end
+
+
+def seats_and_claims(redis_client) -> tuple[int, set[str]]:
+    return int(redis_client.get("available_seats")), redis_client.smembers("reserved_seats")
+
+
+def run_seat_job(connection, job_id: str):
+    """Run job `job_id`'s function as a worker would, and nothing else (no bookkeeping)."""
+    job = Job.fetch(job_id, connection=connection)
+    with patch.object(seat_app, "get_current_job", return_value=job):
+        return seat_app.reserve_seat_job({})
+
+
+def test_a_job_run_again_takes_no_second_seat(app, redis_client):
+    reservations = app.extensions["reservations"]
+    assert reservations.reserve()
+    connection = reservations.client
+    assert run_seat_job(connection, "1") == 49
+    assert run_seat_job(connection, "1") == 49
+    assert seats_and_claims(redis_client) == (49, {"1"})
+
+
+def test_a_job_abandoned_after_taking_its_seat_gives_it_back_and_fails(app, redis_client, capsys):
+    reservations = app.extensions["reservations"]
+    connection = reservations.client
+    reservations.reserve()
+    reservations.reserve()
+    steps = JobSteps(connection, "died", "rq:worker:died")
+    settings = {"default_timeout": 5, "heartbeat_margin": 10, "events_kept": 100}
+    steps.step(None, reservations.queue, **settings)  # job 1 started by a worker...
+    run_seat_job(connection, "1")  # ...that took a seat, then died
+    assert seats_and_claims(redis_client) == (49, {"1"})
+
+    reservations.listen()
+    StartedJobRegistry("reserve_seat", connection=connection).cleanup(timestamp=2**40)
+    assert printed_lines(capsys, 1) == [
+        "Seat reservation job 1 failed: Job abandoned: its worker stopped before the job ended"
+    ]
+    assert seats_and_claims(redis_client) == (50, set())
+    reservations.start_processing()  # job 2 takes the seat back
+    assert printed_lines(capsys, 1) == ["Seat reservation job 2 completed"]
+    assert seats_and_claims(redis_client) == (49, {"2"})
+
+
+def test_a_completed_job_keeps_its_seat(app, redis_client, capsys):
+    reservations = app.extensions["reservations"]
+    reservations.listen()
+    reservations.reserve()
+    reservations.start_processing()
+    assert printed_lines(capsys, 1) == ["Seat reservation job 1 completed"]
+    assert not reservations.seats.give_back("1")
+    assert seats_and_claims(redis_client) == (49, {"1"})
