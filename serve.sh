@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"  # the apps are imported by module name, from here
 
 if [[ $# != 1 || ! $1 =~ ^(9_stock|100_seat)$ ]]; then
-  echo "usage: ./serve.sh 9_stock|100_seat   (PORT, HOST, WORKERS, REDIS_URL from the environment)" >&2
+  echo "usage: ./serve.sh 9_stock|100_seat   (environment: PORT, HOST, WORKERS, REDIS_URL)" >&2
   exit 2
 fi
 module=$1

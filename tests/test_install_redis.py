@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from tests.redis_server import PROJECT, free_port
+from tests.scripts import wait_until
 
 INSTALL = PROJECT / "install_redis.sh"
 DUMP = PROJECT / "dump.rdb"
@@ -75,6 +77,8 @@ def test_dump_rdb_holds_holberton_school(make_redis_server):
         assert redis_client.get("Holberton") == "School"
         assert redis_client.keys("*") == ["Holberton"]
         assert redis_client.info("server")["redis_version"] == "7.0.15"
+        # The tests' servers take the same care as install_redis.sh on a first start.
+        assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
 
 
 def test_starts_redis_with_the_dump_then_stops_it(install_redis):
@@ -111,6 +115,54 @@ def test_starts_redis_with_the_dump_then_stops_it(install_redis):
     assert run().returncode == 0  # started again: on the data it saved
     with client(port) as redis_client:
         assert redis_client.get("written") == "before the stop"
+
+
+def started_pid(result: subprocess.CompletedProcess) -> int:
+    assert result.returncode == 0, result.stderr
+    assert "PING -> PONG" in result.stdout.splitlines()  # started, not found running
+    return int(re.search(r"\(pid (\d+)\)", result.stdout).group(1))
+
+
+def answers(port: int) -> bool:
+    try:
+        with client(port) as redis_client:
+            return redis_client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_the_first_start_loads_the_dump_with_the_append_only_file_on(install_redis):
+    """Redis 7.0 started with appendonly yes and no append-only file yet would ignore
+    dump.rdb: the script loads the dump first, then turns the file on."""
+    run, port = install_redis
+    started_pid(run())
+    with client(port) as redis_client:
+        assert redis_client.get("Holberton") == "School"
+        assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
+        assert redis_client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        assert redis_client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert redis_client.info("persistence")["aof_rewrite_in_progress"] == 0
+    run_dir = PROJECT / ".redis" / "run" / str(port)
+    assert (run_dir / "appendonlydir" / "appendonly.aof.manifest").is_file()
+
+
+def test_writes_acknowledged_before_a_kill_9_are_there_when_started_again(install_redis):
+    run, port = install_redis
+    pid = started_pid(run())
+    with client(port) as redis_client:
+        for n in range(200):  # one by one, each acknowledged before the next
+            assert redis_client.set(f"key:{n}", n)
+            assert redis_client.incr("counter") == n + 1
+    os.kill(pid, signal.SIGKILL)  # right after the last reply: no shutdown, no save
+    wait_until(lambda: not answers(port), what="the killed server to go")
+
+    again = started_pid(run())  # its pid file is stale now: it starts a new server
+    assert again != pid
+    with client(port) as redis_client:
+        assert redis_client.get("counter") == "200"
+        assert redis_client.mget([f"key:{n}" for n in range(200)]) == [str(n) for n in range(200)]
+        assert redis_client.get("Holberton") == "School"
+        assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
 
 
 def test_a_second_run_reports_the_running_server(install_redis):
