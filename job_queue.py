@@ -299,10 +299,11 @@ class QueueListener:
     several processes, where the process that queued a job may be gone when it ends.
 
     The listeners of one group share the queue's events (a Redis consumer group): each
-    end goes to one of them, and an end that a listener took but never handled (its
-    process died) is taken over by another after CLAIM_AFTER_SECONDS. Each job ends
-    once in the stream (END_ONCE, and the worker's step), so each end is handled once.
-    Handlers: `completed(job_id)`, `failed(job_id, error)`; one that raises is logged.
+    end is given to one of them, and one given to a listener whose process died before
+    it took it is taken over by another after CLAIM_AFTER_SECONDS. Each job ends once
+    in the stream (END_ONCE, and the worker's step), and an end is handled by the
+    listener whose XACK took it, so each end is handled once. Handlers:
+    `completed(job_id)`, `failed(job_id, error)`; one that raises is logged.
     """
 
     CLAIM_AFTER_SECONDS = 10
@@ -326,6 +327,8 @@ class QueueListener:
         self._reader = _blocking_client(queue.connection, self.CHECK_EVERY_SECONDS + 10)
         self._closed = threading.Event()
         self._next_check = 0.0
+        self._recovering = True  # first, what this listener was given and did not take
+        self._unsure: list[tuple[Any, dict]] = []  # taken, maybe: the XACK was cut off
 
     @staticmethod
     def start_group(connection: redis.Redis, queue_name: str, group: str) -> None:
@@ -352,8 +355,11 @@ class QueueListener:
     def _listen(self) -> None:
         while not self._closed.is_set():
             try:
+                if self._recovering:
+                    self._finish_what_was_cut_off()
                 self._listen_once()
             except UNREACHABLE as error:
+                self._recovering = True
                 if not self._closed.is_set():
                     # The stream and the group keep the events: nothing is lost meanwhile.
                     print(not_connected(error), flush=True)
@@ -368,20 +374,33 @@ class QueueListener:
             self._take_over_unhandled_ends()
             _clean_up_abandoned_jobs(self.queue)
         try:
-            reply = self._reader.xreadgroup(
-                self.group,
-                self.consumer,
-                {self._key: ">"},
-                count=100,
-                block=self.CHECK_EVERY_SECONDS * 1000,
-            )
+            self._handle_all(self._read(">", block=self.CHECK_EVERY_SECONDS * 1000))
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             self._join_group()  # a Redis that lost its data: hear what comes from now on
-            return
-        for entry_id, fields in reply[0][1] if reply else []:
-            self._handle(entry_id, fields)
+
+    def _read(self, start: str, block: int | None = None) -> list:
+        """Entries for this listener: new ones (">"), or those it was given and has not
+        taken yet ("0")."""
+        reply = self._reader.xreadgroup(
+            self.group, self.consumer, {self._key: start}, count=100, block=block
+        )
+        return reply[0][1] if reply else []
+
+    def _finish_what_was_cut_off(self) -> None:
+        """Redis is back: handle what a lost connection left unsure. An end whose XACK
+        went through but whose reply was lost is not pending any more: it was ours."""
+        for entry_id, fields in self._unsure:
+            pending = self.connection.xpending_range(
+                self._key, self.group, min=entry_id, max=entry_id, count=1
+            )
+            if not pending:
+                self._run_handler(fields)
+        self._unsure.clear()
+        while entries := self._read("0"):  # given to this listener, not yet taken
+            self._handle_all(entries)
+        self._recovering = False
 
     def _join_group(self) -> None:
         """Make the group if it is not there (an app not launched, or a Redis that lost
@@ -412,19 +431,40 @@ class QueueListener:
             if consumer["pending"] == 0 and idle_seconds > self.FORGET_AFTER_SECONDS:
                 self.connection.xgroup_delconsumer(self._key, self.group, consumer["name"])
 
+    def _handle_all(self, entries: list) -> None:
+        for entry_id, fields in entries:
+            self._handle(entry_id, fields)
+
     def _handle(self, entry_id: Any, fields: dict) -> None:
+        """Take the end (XACK), then run its handler: only the listener whose XACK
+        took it runs it, so an end is handled once even when Redis or a listener
+        crashes in between (an XACK cut off by a crash is settled once Redis is back)."""
+        try:
+            taken = self.connection.xack(self._key, self.group, entry_id)
+        except UNREACHABLE:
+            self._unsure.append((entry_id, fields))
+            raise
+        if taken:
+            self._run_handler(fields)
+
+    def _run_handler(self, fields: dict) -> None:
+        """Handlers may write to Redis, idempotently, before they print: a write that
+        finds Redis gone is tried again until Redis is back."""
         event = {_decode(k): _decode(v) for k, v in fields.items()}
         handler = self.handlers.get(event.get("event", ""))
-        try:
-            if handler is not None and event["event"] == "failed":
-                handler(event["job"], event["error"])
-            elif handler is not None:
-                handler(event["job"])
-        except UNREACHABLE:
-            raise  # not handled: taken over once Redis is back
-        except Exception:
-            log.exception("Handler of %s for job %s", event.get("event"), event.get("job"))
-        self.connection.xack(self._key, self.group, entry_id)
+        if handler is None:
+            return
+        arguments = [event["job"], event["error"]] if event["event"] == "failed" else [event["job"]]
+        while not self._closed.is_set():
+            try:
+                handler(*arguments)
+                return
+            except UNREACHABLE as error:
+                print(not_connected(error), flush=True)
+                time.sleep(1)
+            except Exception:
+                log.exception("Handler of %s for job %s", event["event"], event["job"])
+                return
 
 
 def _clean_up_abandoned_jobs(queue: Queue) -> None:
