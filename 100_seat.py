@@ -31,6 +31,7 @@ from rq.job import Job
 from dashboard import add_dashboard, credentials
 from job_queue import QueueListener, WorkerThread, create_job
 from redis_connection import UNREACHABLE, create_client, run
+from redis_scripts import LuaScript
 from web_app import create_json_app, json_response, redis_get, serve
 
 QUEUE = "reserve_seat"
@@ -44,25 +45,29 @@ INITIAL_SEATS = 50
 # Reading the seats and writing them back in two steps (as the course did) lets two
 # jobs both take the last seat; this script does both in one step, and records which
 # job holds the seat, so that a job run again does not take a second one.
-TAKE_ONE_SEAT = """
-local seats_key, claims_key = KEYS[1], KEYS[2]
-local job_id = ARGV[1]
-local seats = tonumber(redis.call('GET', seats_key) or '0')
-if redis.call('SISMEMBER', claims_key, job_id) == 1 then return seats end
-if seats < 1 then return -1 end
-redis.call('SADD', claims_key, job_id)
-return redis.call('DECR', seats_key)
-"""
+TAKE_ONE_SEAT = LuaScript(
+    keys=("seats", "claims"),  # the seats left, the ids of the jobs holding one
+    argv=("job_id",),
+    body="""
+local left = tonumber(redis.call('GET', seats) or '0')
+if redis.call('SISMEMBER', claims, job_id) == 1 then return left end
+if left < 1 then return -1 end
+redis.call('SADD', claims, job_id)
+return redis.call('DECR', seats)
+""",
+)
 # A job that ended failed holding a seat (its worker died after taking it) gives it
 # back. Only a failed one: its status is written with its end, in one step (job_queue).
-GIVE_BACK_SEAT = """
-local seats_key, claims_key, job_key = KEYS[1], KEYS[2], KEYS[3]
-local job_id = ARGV[1]
-if redis.call('HGET', job_key, 'status') ~= 'failed' then return 0 end
-if redis.call('SREM', claims_key, job_id) == 0 then return 0 end
-redis.call('INCR', seats_key)
+GIVE_BACK_SEAT = LuaScript(
+    keys=("seats", "claims", "job"),  # and the job's hash
+    argv=("job_id",),
+    body="""
+if redis.call('HGET', job, 'status') ~= 'failed' then return 0 end
+if redis.call('SREM', claims, job_id) == 0 then return 0 end
+redis.call('INCR', seats)
 return 1
-"""
+""",
+)
 
 
 class Seats:
@@ -73,8 +78,6 @@ class Seats:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._take_one = client.register_script(TAKE_ONE_SEAT)
-        self._give_back = client.register_script(GIVE_BACK_SEAT)
 
     def reserve_seat(self, number: int) -> None:
         """Set the seats, none reserved: `number` = seats left + claims from now on."""
@@ -92,13 +95,14 @@ class Seats:
 
     def take_one(self, job_id: str) -> int | None:
         """The seats left once job `job_id` holds one, or None when there was none."""
-        left = self._take_one(keys=[self.KEY, self.CLAIMS_KEY], args=[job_id])
+        keys = {"seats": self.KEY, "claims": self.CLAIMS_KEY}
+        left = TAKE_ONE_SEAT.run(self.client, keys, {"job_id": job_id})
         return None if left < 0 else left
 
     def give_back(self, job_id: str) -> bool:
         """Give back the seat of a job that failed, if it held one."""
-        keys = [self.KEY, self.CLAIMS_KEY, Job.key_for(job_id)]
-        return self._give_back(keys=keys, args=[job_id]) == 1
+        keys = {"seats": self.KEY, "claims": self.CLAIMS_KEY, "job": Job.key_for(job_id)}
+        return GIVE_BACK_SEAT.run(self.client, keys, {"job_id": job_id}) == 1
 
 
 def reserve_seat_job(data: dict) -> int:

@@ -13,6 +13,7 @@ import redis
 from flask import Flask, Response
 
 from redis_connection import create_client, run
+from redis_scripts import LuaScript
 from web_app import create_json_app, json_response, parse_id, redis_get, serve
 
 list_products = [
@@ -25,12 +26,16 @@ PRODUCT_NOT_FOUND = {"status": "Product not found"}
 
 # Reading the stock and writing it back in two steps (as the course did) lets two
 # requests both take the last unit; this script does both in one step.
-TAKE_ONE = """
-local stock = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-if stock < 1 then return -1 end
-redis.call('SET', KEYS[1], stock - 1)
-return stock - 1
-"""
+TAKE_ONE = LuaScript(
+    keys=("stock",),
+    argv=("initial",),  # the product's initial stock, while nothing is reserved yet
+    body="""
+local left = tonumber(redis.call('GET', stock) or initial)
+if left < 1 then return -1 end
+redis.call('SET', stock, left - 1)
+return left - 1
+""",
+)
 
 
 def get_item_by_id(item_id: int | None) -> dict | None:
@@ -42,7 +47,6 @@ class Stock:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._take_one = client.register_script(TAKE_ONE)
 
     @staticmethod
     def key(item: dict) -> str:
@@ -54,7 +58,8 @@ class Stock:
 
     def reserve_stock_by_id(self, item: dict) -> int | None:
         """Take one unit: the stock left, or None when there was none."""
-        left = self._take_one(keys=[self.key(item)], args=[item["initialAvailableQuantity"]])
+        keys, args = {"stock": self.key(item)}, {"initial": item["initialAvailableQuantity"]}
+        left = TAKE_ONE.run(self.client, keys, args)
         return None if left < 0 else left
 
 

@@ -43,11 +43,12 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from redis_connection import UNREACHABLE, not_connected
+from redis_scripts import LuaScript
 from rq_bookkeeping import (
     Claimed,
     JobSteps,
     Outcome,
-    call_script,
+    StepSettings,
     enqueue,
     new_job,
     wait_for_job_id,
@@ -104,31 +105,33 @@ def report_progress(completed: int, total: int = 100) -> None:
 # already. RQ's callbacks run before RQ saves the status, and RQ's cleanup of abandoned
 # jobs may run in two processes at once, or again after a crash: without this, a job
 # could be told ended twice, or failed after it finished.
-END_ONCE = """
-local job_key, events_key = KEYS[1], KEYS[2]
-local kept, job_id, status, event, error = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local current = redis.call('HGET', job_key, 'status')
+END_ONCE = LuaScript(
+    keys=("job", "events"),  # the job's hash, its queue's events stream
+    argv=("events_kept", "job_id", "status", "event", "error"),
+    body="""
+local current = redis.call('HGET', job, 'status')
 if not current or current == 'finished' or current == 'failed' or current == 'stopped'
     or current == 'canceled' then
   return 0
 end
-redis.call('HSET', job_key, 'status', status)
+redis.call('HSET', job, 'status', status)
 if event == 'failed' then
-  redis.call('XADD', events_key, 'MAXLEN', '~', kept, '*', 'job', job_id, 'event', event,
+  redis.call('XADD', events, 'MAXLEN', '~', events_kept, '*', 'job', job_id, 'event', event,
     'error', error)
 else
-  redis.call('XADD', events_key, 'MAXLEN', '~', kept, '*', 'job', job_id, 'event', event)
+  redis.call('XADD', events, 'MAXLEN', '~', events_kept, '*', 'job', job_id, 'event', event)
 end
 return 1
-"""
+""",
+)
 
 
 def _end_once(
     connection: redis.Redis, job: Job, status: JobStatus, event: str, error: str = ""
 ) -> None:
-    keys = [job.key, events_key(job.origin)]
-    args = [EVENTS_KEPT, job.id, status.value, event, error]
-    call_script(connection, connection.register_script(END_ONCE), keys, args)
+    keys = {"job": job.key, "events": events_key(job.origin)}
+    args = {"events_kept": EVENTS_KEPT, "job_id": job.id, "status": status.value}
+    END_ONCE.run(connection, keys, {**args, "event": event, "error": error})
 
 
 def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
@@ -546,7 +549,7 @@ class JobWorker(SimpleWorker):
     def work(self, burst: bool = False, logging_level: str | None = "WARNING", **_: Any) -> bool:
         """Work the queues until stopped (or, in burst mode, until they are empty)."""
         self.bootstrap(logging_level)
-        steps = JobSteps(self.connection, self.name, self.key)
+        steps = JobSteps(self.connection, self.name, self.key, self.step_settings())
         outcome: Outcome | None = None
         worked = False
         try:
@@ -582,12 +585,12 @@ class JobWorker(SimpleWorker):
         for queue in self._ordered_queues:
             # Redis lost here: work() writes the outcome again once it is back (a job
             # ends once, so a second write of it changes nothing).
-            kind, claimed = steps.step(outcome, queue, **self._step_settings())
+            kind, claimed = steps.step(outcome, queue)
             if kind == "dependents":  # rare: RQ moves them on, and the next call takes
                 queue.enqueue_dependents(outcome.job)
             outcome = None
             while kind in ("dependents", "gone"):  # a deleted job at the head: the next
-                kind, claimed = steps.step(None, queue, **self._step_settings())
+                kind, claimed = steps.step(None, queue)
             if claimed is not None:
                 return claimed, queue
         return None, self._ordered_queues[0]
@@ -598,7 +601,7 @@ class JobWorker(SimpleWorker):
         still ends the wait."""
         while outcome is not None:
             try:
-                steps.step(outcome, None, **self._step_settings())
+                steps.step(outcome, None)
                 return
             except UNREACHABLE as error:
                 self.log.warning(
@@ -612,15 +615,19 @@ class JobWorker(SimpleWorker):
         if found is None:
             return None, self._ordered_queues[0]
         queue, job_id = found
-        _, claimed = steps.step(None, queue, job_id, **self._step_settings())
+        _, claimed = steps.step(None, queue, job_id)
         return claimed, queue
 
-    def _step_settings(self) -> dict:
-        return {
-            "default_timeout": JOB_TIMEOUT_SECONDS,
-            "heartbeat_margin": self.HEARTBEAT_MARGIN_SECONDS,
-            "events_kept": EVENTS_KEPT,
-        }
+    def step_settings(self) -> StepSettings:
+        """What the steps of its jobs need to know of this module."""
+        return StepSettings(
+            default_timeout=JOB_TIMEOUT_SECONDS,
+            heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
+            events_kept=EVENTS_KEPT,
+            events_key=events_key,
+            success_callback=ON_SUCCESS.name,
+            failure_callback=ON_FAILURE.name,
+        )
 
     def _housekeeping_due(self) -> bool:
         return time.monotonic() - self._last_housekeeping >= 1

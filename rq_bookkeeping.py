@@ -15,7 +15,7 @@ Keys of a job are derived in the scripts (a plain, non-cluster Redis is assumed)
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,30 +29,33 @@ from rq.results import Result
 from rq.serializers import PickleSerializer
 from rq.utils import now, utcformat
 
-from redis_connection import lean_command
+from redis_scripts import LuaScript
 
 # Queue jobs: one id each from the counter, the job's hash as RQ's Job.to_dict() makes
 # it, the id pushed on the queue and a `created` event for its creator. Returns the
-# first id and the stream position of its event.
-# KEYS: ids counter, queue, set of queues, events stream
-# ARGV: events kept, number of jobs n, n lengths of the flat hashes, then the hashes
+# first id and the stream position of its event. ARGV past these: the number of fields
+# of each job's flat hash, then the hashes one after another.
+ENQUEUE_KEYS = ("ids", "queue", "queues", "events")  # the counter, the queue, RQ's set of
+# queues, the events stream
+ENQUEUE_ARGV = ("events_kept", "count")
 ENQUEUE = """
-local n = tonumber(ARGV[2])
-local first = redis.call('INCRBY', KEYS[1], n) - n + 1
-local at, first_event = 3 + n, nil
+local n = tonumber(count)
+local first = redis.call('INCRBY', ids, n) - n + 1
+local at, first_event = REST_AT + n, nil
 for j = 1, n do
   local id = tostring(first + j - 1)
-  local length = tonumber(ARGV[2 + j])
+  local length = tonumber(ARGV[REST_AT + j - 1])
   redis.call('HSET', 'rq:job:' .. id, unpack(ARGV, at, at + length - 1))
   at = at + length
-  redis.call('RPUSH', KEYS[2], id)
-  local event = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*',
+  redis.call('RPUSH', queue, id)
+  local event = redis.call('XADD', events, 'MAXLEN', '~', events_kept, '*',
     'job', id, 'event', 'created')
   first_event = first_event or event
 end
-redis.call('SADD', KEYS[3], KEYS[2])
+redis.call('SADD', queues, queue)
 return {first, first_event}
 """
+ENQUEUE_SCRIPT = LuaScript(ENQUEUE_KEYS, ENQUEUE_ARGV, ENQUEUE)
 # Jobs per script call: a call blocks Redis while it runs.
 ENQUEUE_CHUNK = 500
 
@@ -61,77 +64,103 @@ ENQUEUE_CHUNK = 500
 # cleanup_execution write; taking writes what its prepare_execution and
 # prepare_job_execution write, for a job the fast path covers (else the job is left in
 # the intermediate list for RQ's worker code, which takes it from there).
-# KEYS: worker, worker's executions, queue, queue's intermediate list
-# ARGV: see JobSteps.step
+# Its KEYS and ARGV, by name (redis_scripts.LuaScript); ARGV from REST_AT on are the
+# fields of the finished job's result, as RQ's Result stores them.
+STEP_KEYS = (
+    "worker",  # the worker's hash
+    "worker_executions",  # the set of its executions
+    "queue",  # the queue to take from ('' with nothing to take)
+    "intermediate",  # that queue's intermediate list
+    "ended_events",  # the stream where the finished job's event goes
+)
+STEP_ARGV = (
+    # 1. the last job's outcome (all '' but ttl when there is none)
+    "outcome",  # 'finished', 'failed', or ''
+    "ended_id",  # its job's id
+    "ended_execution",  # its execution's id
+    "ended_origin",  # its queue's name
+    "ended_at",  # when it ended, as RQ writes dates
+    "ended_at_seconds",  # the same, whole seconds since the epoch
+    "working_time",  # seconds it ran, for the worker's total
+    "ttl",  # of its result when finished, of its failed-registry entry when failed
+    "failure_ttl",  # its job's own failure_ttl ('' for RQ's default)
+    "event",  # the event for its creator: 'completed', 'failed', or '' (no callbacks)
+    "error",  # the error of a failed one
+    # 2. taking the next job
+    "take",  # 'pop': the next on the queue; 'id': the one take_id names; '': none
+    "take_id",
+    "heartbeat_margin",  # seconds past its timeout before a job counts as abandoned
+    "execution",  # the new execution's id
+    "now",  # seconds since the epoch
+    "started_at",  # the same, as RQ writes dates
+    "default_timeout",  # the timeout of a job without its own
+    "events_kept",  # the events stream's approximate length
+    "queue_name",
+    "worker_name",
+    "success_callback",  # the callbacks whose effect is the step's event (job_queue's)
+    "failure_callback",
+)
 STEP = """
-local worker, worker_executions, queue, intermediate = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local worker_name = ARGV[21]
-
 local function expire_or_persist(key, ttl)
   if ttl == -1 then redis.call('PERSIST', key) else redis.call('EXPIRE', key, ttl) end
 end
 
--- 1. Finish the last job (ARGV 1 to 11, and its result's fields from ARGV 22 on).
-local outcome = ARGV[1]
+-- 1. Finish the last job.
+local job, run = 'rq:job:' .. ended_id, ended_id .. ':' .. ended_execution
 if outcome ~= '' then
-  local id, execution, origin, ended, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-  local ttl = tonumber(ARGV[8])
-  local job, run, result = 'rq:job:' .. id, id .. ':' .. execution, 'rq:results:' .. id
   redis.call('SREM', worker_executions, run)
   -- A job ends once: if it is no longer started by this worker (its worker was cut
   -- off so long that it was called abandoned and failed), the late outcome is dropped.
   local current = redis.call('HMGET', job, 'status', 'worker_name')
-  if current[1] ~= 'started' or current[2] ~= worker_name then
-    outcome = ''
-  end
+  if current[1] ~= 'started' or current[2] ~= worker_name then outcome = '' end
 end
 if outcome ~= '' then
-  local id, execution, origin, ended, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-  local ttl = tonumber(ARGV[8])
-  local job, run, result = 'rq:job:' .. id, id .. ':' .. execution, 'rq:results:' .. id
-  redis.call('HSET', job, 'last_heartbeat', ended, 'status', outcome, 'ended_at', ended)
+  local ended_on, ttl = tonumber(ended_at_seconds), tonumber(ttl)
+  local result = 'rq:results:' .. ended_id
+  redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
   redis.call('DEL', 'rq:execution:' .. run)
-  redis.call('ZREM', 'rq:wip:' .. origin, run)
-  redis.call('ZREM', 'rq:executions:' .. id, execution)
-  redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, 22))
+  redis.call('ZREM', 'rq:wip:' .. ended_origin, run)
+  redis.call('ZREM', 'rq:executions:' .. ended_id, ended_execution)
+  redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, REST_AT))
   if outcome == 'finished' then
     redis.call('HINCRBY', worker, 'successful_job_count', 1)
     expire_or_persist(result, ttl)
     if ttl == -1 then
-      redis.call('ZADD', 'rq:finished:' .. origin, '+inf', id)
+      redis.call('ZADD', 'rq:finished:' .. ended_origin, '+inf', ended_id)
     else
-      redis.call('ZADD', 'rq:finished:' .. origin, ttl < 0 and ttl or now + ttl, id)
+      redis.call('ZADD', 'rq:finished:' .. ended_origin, ttl < 0 and ttl or ended_on + ttl,
+        ended_id)
     end
   else
     redis.call('HINCRBY', worker, 'failed_job_count', 1)
-    if ARGV[9] ~= '' then expire_or_persist(result, tonumber(ARGV[9])) end
-    redis.call('ZADD', 'rq:failed:' .. origin, ttl < 0 and ttl or now + ttl, id)
+    if failure_ttl ~= '' then expire_or_persist(result, tonumber(failure_ttl)) end
+    redis.call('ZADD', 'rq:failed:' .. ended_origin, ttl < 0 and ttl or ended_on + ttl, ended_id)
   end
-  redis.call('HINCRBYFLOAT', worker, 'total_working_time', ARGV[7])
+  redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
   if ttl > 0 then
     redis.call('EXPIRE', job, ttl)
     redis.call('EXPIRE', job .. ':dependents', ttl)
-    redis.call('EXPIRE', 'rq:job::' .. id .. ':dependencies', ttl)
+    redis.call('EXPIRE', 'rq:job::' .. ended_id .. ':dependencies', ttl)
   end
-  if ARGV[10] == 'completed' then
-    redis.call('XADD', 'job_queue:events:' .. origin, 'MAXLEN', '~', ARGV[19], '*',
-      'job', id, 'event', 'completed')
-  elseif ARGV[10] == 'failed' then
-    redis.call('XADD', 'job_queue:events:' .. origin, 'MAXLEN', '~', ARGV[19], '*',
-      'job', id, 'event', 'failed', 'error', ARGV[11])
+  if event == 'completed' then
+    redis.call('XADD', ended_events, 'MAXLEN', '~', events_kept, '*',
+      'job', ended_id, 'event', 'completed')
+  elseif event == 'failed' then
+    redis.call('XADD', ended_events, 'MAXLEN', '~', events_kept, '*',
+      'job', ended_id, 'event', 'failed', 'error', error)
   end
   if redis.call('SCARD', job .. ':dependents') > 0 then return {'dependents'} end
 end
 
--- 2. Take the next job (ARGV 12 to 21): the one named, or the next on the queue.
-if ARGV[12] == '' then return nil end
-local id = ARGV[13]
-if ARGV[12] == 'pop' then id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT') end
+-- 2. Take the next job: the one named, or the next on the queue.
+if take == '' then return nil end
+local id = take_id
+if take == 'pop' then id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT') end
 if not id then
   redis.call('HSET', worker, 'state', 'idle')
   return nil
 end
-local job = 'rq:job:' .. id
+job = 'rq:job:' .. id
 local f = redis.call('HMGET', job, 'status', 'dependency_ids', 'retries_left', 'repeats_left',
   'rate_limit_key', 'group_id', 'webhooks', 'success_callback_name', 'failure_callback_name',
   'stopped_callback_name', 'result_ttl', 'failure_ttl', 'timeout')
@@ -141,26 +170,25 @@ if not f[1] then
 end
 local covered = f[1] == 'queued' and not f[2] and not f[3] and not f[4]
   and (f[5] or '') == '' and (f[6] or '') == '' and not f[7]
-  and (f[8] == '' or f[8] == 'job_queue.job_completed')
-  and (f[9] == '' or f[9] == 'job_queue.job_failed') and (f[10] or '') == ''
+  and (f[8] == '' or f[8] == success_callback)
+  and (f[9] == '' or f[9] == failure_callback) and (f[10] or '') == ''
   and f[11] ~= '0' and f[12] ~= '0' and redis.call('SCARD', job .. ':dependents') == 0
 if not covered then return {'rq', id, redis.call('HGETALL', job)} end
 
-local execution, now, started = ARGV[15], tonumber(ARGV[16]), ARGV[17]
-local ttl = tonumber(f[13] or ARGV[18]) + tonumber(ARGV[14])
-local run = id .. ':' .. execution
+local ttl = tonumber(f[13] or default_timeout) + tonumber(heartbeat_margin)
+run = id .. ':' .. execution
 redis.call('HSET', 'rq:execution:' .. run, 'id', execution, 'job_id', id,
-  'created_at', ARGV[16], 'last_heartbeat', ARGV[16], 'worker_name', worker_name)
+  'created_at', now, 'last_heartbeat', now, 'worker_name', worker_name)
 redis.call('EXPIRE', 'rq:execution:' .. run, ttl)
-redis.call('ZADD', 'rq:executions:' .. id, math.floor(now) + ttl + 60, execution)
+redis.call('ZADD', 'rq:executions:' .. id, math.floor(tonumber(now)) + ttl + 60, execution)
 redis.call('EXPIRE', 'rq:executions:' .. id, ttl + 60)
-redis.call('ZADD', 'rq:wip:' .. ARGV[20], math.floor(now) + ttl, run)
+redis.call('ZADD', 'rq:wip:' .. queue_name, math.floor(tonumber(now)) + ttl, run)
 redis.call('SADD', worker_executions, run)
-redis.call('HSET', worker, 'state', 'busy', 'last_heartbeat', started)
+redis.call('HSET', worker, 'state', 'busy', 'last_heartbeat', started_at)
 redis.call('EXPIRE', worker, ttl)
 redis.call('EXPIRE', worker_executions, ttl)
-redis.call('HSET', job, 'last_heartbeat', started, 'status', 'started', 'started_at', started,
-  'worker_name', worker_name)
+redis.call('HSET', job, 'last_heartbeat', started_at, 'status', 'started',
+  'started_at', started_at, 'worker_name', worker_name)
 redis.call('PERSIST', job)
 redis.call('LREM', intermediate, 1, id)
 return {'fast', id, redis.call('HGETALL', job)}
@@ -184,35 +212,25 @@ def enqueue(queue: Queue, jobs: Sequence[Job], ids_key: str, events_key: str, ke
     """Queue `jobs` (built by new_job), a round trip per 500, giving each its id from
     the counter (the hash RQ stores holds no id, so the one a job was built with is
     simply replaced). Returns the stream position of the first job's event."""
-    script = queue.connection.register_script(ENQUEUE)
-    keys = [ids_key, queue.key, queue.redis_queues_keys, events_key]
+    keys = {"ids": ids_key, "queue": queue.key, "queues": queue.redis_queues_keys}
+    keys["events"] = events_key
     first_event = None
     for start in range(0, len(jobs), ENQUEUE_CHUNK):
         chunk = jobs[start : start + ENQUEUE_CHUNK]
-        args = _enqueue_args(queue, chunk, kept)
-        first_id, event = call_script(queue.connection, script, keys, args)
+        hashes = [_stored_hash(queue, job) for job in chunk]
+        lengths_then_hashes = [len(flat) for flat in hashes] + [i for flat in hashes for i in flat]
+        args = {"events_kept": kept, "count": len(chunk)}
+        first_id, event = ENQUEUE_SCRIPT.run(queue.connection, keys, args, lengths_then_hashes)
         for offset, job in enumerate(chunk):
             job.id = str(first_id + offset)
         first_event = first_event or event.decode()
     return first_event
 
 
-def call_script(client: redis.Redis, script: Any, keys: list, args: list) -> Any:
-    """EVALSHA without redis-py's per-command wrappers (a fifth of queueing a job)."""
-    try:
-        return lean_command(client, "EVALSHA", script.sha, len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:  # a new or restarted Redis: load it first
-        lean_command(client, "SCRIPT", "LOAD", script.script)
-        return lean_command(client, "EVALSHA", script.sha, len(keys), *keys, *args)
-
-
-def _enqueue_args(queue: Queue, jobs: Sequence[Job], kept: int) -> list[Any]:
-    hashes = []
-    for job in jobs:
-        queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status: RQ's own
-        hashes.append([item for pair in job.to_dict().items() for item in pair])
-    args = [kept, len(hashes), *(len(flat) for flat in hashes)]
-    return args + [item for flat in hashes for item in flat]
+def _stored_hash(queue: Queue, job: Job) -> list[Any]:
+    """The job's hash as RQ stores it when queueing it, flat."""
+    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status: RQ's own
+    return [item for pair in job.to_dict().items() for item in pair]
 
 
 class _Job(Job):
@@ -314,6 +332,18 @@ def wait_for_job_id(
     return next(queue for queue in queues if queue.key == queue_key), job_id.decode()
 
 
+@dataclass(frozen=True)
+class StepSettings:
+    """What a worker's steps need to know besides the job: from job_queue."""
+
+    default_timeout: int  # of a job without its own
+    heartbeat_margin: int  # seconds past its timeout before a job counts as abandoned
+    events_kept: int  # the events streams' approximate length
+    events_key: Callable[[str], str]  # a queue's name -> its events stream
+    success_callback: str  # the callbacks whose effect is the step's own event
+    failure_callback: str
+
+
 class JobSteps:
     """The steps of one worker: finish its last job and take the next, in one call.
 
@@ -322,39 +352,22 @@ class JobSteps:
     the cost of a trivial job.
     """
 
-    def __init__(self, connection: redis.Redis, worker_name: str, worker_key: str) -> None:
+    SCRIPT = LuaScript(STEP_KEYS, STEP_ARGV, STEP)
+
+    def __init__(
+        self, connection: redis.Redis, worker_name: str, worker_key: str, settings: StepSettings
+    ) -> None:
         self.connection = connection
         self.worker_name = worker_name
         self.worker_key = worker_key
-        self.worker_executions_key = f"{worker_key}:executions"
-        self._script = connection.register_script(STEP)
+        self.settings = settings
         self._own_connection = connection.connection_pool.get_connection()
 
     def close(self) -> None:
         self.connection.connection_pool.release(self._own_connection)
 
-    def _call(self, keys: list[str], args: list[Any]) -> Any:
-        connection, sha = self._own_connection, self._script.sha
-        try:
-            connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
-            return connection.read_response()
-        except redis.exceptions.NoScriptError:  # a restarted Redis: load it again
-            connection.send_command("SCRIPT", "LOAD", STEP)
-            connection.read_response()
-            return self._call(keys, args)
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()  # a reply may be on its way: reconnect on the next command
-            raise
-
     def step(
-        self,
-        outcome: Outcome | None,
-        queue: Queue | None,
-        job_id: str = "",
-        *,
-        default_timeout: int,
-        heartbeat_margin: int,
-        events_kept: int,
+        self, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:
         """Write `outcome` (if any), then take a job from `queue` (if given): the one
         `job_id` names, already in the intermediate list, else the next one.
@@ -366,16 +379,32 @@ class JobSteps:
         """
         execution_id = uuid.uuid4().hex
         started_at = now()
-        args = _outcome_args(outcome) if outcome else ["", "", "", "", "", "", "", 0, "", "", ""]
-        args += ["" if queue is None else "id" if job_id else "pop", job_id, heartbeat_margin]
-        args += [execution_id, repr(started_at.timestamp()), utcformat(started_at)]
-        args += [default_timeout, events_kept]
-        args += [queue.name if queue else "", self.worker_name]
-        if outcome:
-            args += [item for pair in outcome.result_fields.items() for item in pair]
-        keys = [self.worker_key, self.worker_executions_key]
-        keys += [queue.key, queue.intermediate_queue_key] if queue else ["", ""]
-        reply = self._call(keys, args)
+        settings = self.settings
+        keys = {
+            "worker": self.worker_key,
+            "worker_executions": f"{self.worker_key}:executions",
+            "queue": queue.key if queue else "",
+            "intermediate": queue.intermediate_queue_key if queue else "",
+            "ended_events": settings.events_key(outcome.job.origin) if outcome else "",
+        }
+        args = {
+            **_outcome_args(outcome),
+            "take": "" if queue is None else "id" if job_id else "pop",
+            "take_id": job_id,
+            "heartbeat_margin": settings.heartbeat_margin,
+            "execution": execution_id,
+            "now": repr(started_at.timestamp()),
+            "started_at": utcformat(started_at),
+            "default_timeout": settings.default_timeout,
+            "events_kept": settings.events_kept,
+            "queue_name": queue.name if queue else "",
+            "worker_name": self.worker_name,
+            "success_callback": settings.success_callback,
+            "failure_callback": settings.failure_callback,
+        }
+        result_fields = outcome.result_fields.items() if outcome else ()
+        rest = [item for pair in result_fields for item in pair]
+        reply = self.SCRIPT.run_on(self._own_connection, keys, args, rest)
         if not reply:
             return "none", None
         kind = reply[0].decode()
@@ -389,19 +418,23 @@ class JobSteps:
         return kind, Claimed(job, kind == "fast", execution_id, started_at)
 
 
-def _outcome_args(outcome: Outcome) -> list[Any]:
+def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
+    """STEP's arguments about the last job's outcome."""
+    if outcome is None:
+        names = STEP_ARGV[: STEP_ARGV.index("error") + 1]
+        return {**dict.fromkeys(names, ""), "ttl": 0}
     job = outcome.job
     working = (outcome.ended_at - job.started_at).total_seconds() if job.started_at else 0
-    return [
-        "finished" if outcome.finished else "failed",
-        job.id,
-        outcome.execution_id,
-        job.origin,
-        utcformat(outcome.ended_at),
-        int(outcome.ended_at.timestamp()),
-        working,
-        outcome.ttl,
-        "" if outcome.finished or job.failure_ttl is None else job.failure_ttl,
-        outcome.event,
-        outcome.error,
-    ]
+    return {
+        "outcome": "finished" if outcome.finished else "failed",
+        "ended_id": job.id,
+        "ended_execution": outcome.execution_id,
+        "ended_origin": job.origin,
+        "ended_at": utcformat(outcome.ended_at),
+        "ended_at_seconds": int(outcome.ended_at.timestamp()),
+        "working_time": working,
+        "ttl": outcome.ttl,
+        "failure_ttl": "" if outcome.finished or job.failure_ttl is None else job.failure_ttl,
+        "event": outcome.event,
+        "error": outcome.error,
+    }

@@ -102,8 +102,9 @@ def test_a_deleted_job_at_the_head_of_the_queue_is_skipped(connection):
 
 def take(connection: redis.Redis, queue: Queue, worker_name: str = "w") -> Job:
     """Take the next job as a worker does, and leave it started (its worker 'died')."""
-    steps = JobSteps(connection, worker_name, f"rq:worker:{worker_name}")
-    _, claimed = steps.step(None, queue, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    worker = _ThreadJobWorker([queue], connection=connection, name=worker_name)
+    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
+    _, claimed = steps.step(None, queue)
     steps.close()
     return claimed.job
 
@@ -135,11 +136,11 @@ def test_a_late_outcome_of_a_job_already_failed_as_abandoned_is_dropped(connecti
     queue = Queue(QUEUE, connection=connection)
     job = create_job(queue, QUICK_JOB, {})
     worker = _ThreadJobWorker([queue], connection=connection, name="late")
-    steps = JobSteps(connection, worker.name, worker.key)
-    _, claimed = steps.step(None, queue, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
+    _, claimed = steps.step(None, queue)
     clean_up_abandoned(connection)  # its worker was cut off too long
     outcome = worker._run(claimed, queue)  # then it comes back and writes its outcome
-    steps.step(outcome, None, default_timeout=5, heartbeat_margin=10, events_kept=100)
+    steps.step(outcome, None)
     steps.close()
     assert ends(connection) == [(job.id, "failed")]
     assert status(connection, job.id) == JobStatus.FAILED

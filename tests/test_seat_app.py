@@ -13,6 +13,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
+from job_queue import JobWorker
 from rq_bookkeeping import JobSteps
 from tests.http_client import get, request, start_app, start_with_server
 from tests.redis_server import free_port
@@ -337,9 +338,9 @@ def test_a_job_abandoned_after_taking_its_seat_gives_it_back_and_fails(app, redi
     connection = reservations.client
     reservations.reserve()
     reservations.reserve()
-    steps = JobSteps(connection, "died", "rq:worker:died")
-    settings = {"default_timeout": 5, "heartbeat_margin": 10, "events_kept": 100}
-    steps.step(None, reservations.queue, **settings)  # job 1 started by a worker...
+    worker = JobWorker([reservations.queue], connection=connection)
+    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
+    steps.step(None, reservations.queue)  # job 1 started by a worker...
     run_seat_job(connection, "1")  # ...that took a seat, then died
     assert seats_and_claims(redis_client) == (49, {"1"})
 
