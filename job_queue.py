@@ -729,6 +729,10 @@ class _WorkerLoop:
             self._unregistered.pop(0)
 
 
+# Two stop requests this close are one Ctrl-C (the terminal's and the pool's echo of it).
+SAME_STOP_REQUEST_SECONDS = 1
+
+
 def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
     """One worker process of a processor. Ctrl-C or SIGTERM stops it once the job in
     hand has ended; another one, a second or more later, stops it at once (RQ's cold
@@ -737,8 +741,8 @@ def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None
     first_request: list[float] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        # The pool passes Ctrl-C on too: the same request, twice within a second.
-        if first_request and time.monotonic() - first_request[0] > 1:
+        # The pool passes Ctrl-C on too: the same request comes twice at once.
+        if first_request and time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
             raise SystemExit(1)
         first_request[:] = first_request or [time.monotonic()]
         loop.request_stop()

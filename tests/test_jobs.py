@@ -14,6 +14,7 @@ import redis
 from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
+import job_queue
 from job_queue import JobCreator
 from tests.redis_server import free_port
 from tests.scripts import PROJECT, run_script, wait_until
@@ -382,7 +383,8 @@ def test_a_second_ctrl_c_stops_at_once_leaving_the_job_to_be_found_abandoned(
     job = creator.create("tests.slow_jobs.slow_job", {"seconds": 60})
     wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
     processor.interrupt()  # warm: it would wait for the job's 60 seconds
-    time.sleep(1.5)  # a second Ctrl-C, not the pool's echo of the first
+    # A second Ctrl-C, later than the pool's echo of the first would come.
+    time.sleep(job_queue.SAME_STOP_REQUEST_SECONDS + 0.5)
     processor.interrupt()
     assert processor.wait(timeout=15) == 0
     assert "Traceback" not in processor.stderr()
