@@ -110,7 +110,8 @@ def find_wrk() -> list[str] | None:
 
 
 def run_wrk(wrk: list[str], url: str, seconds: int, connections: int) -> dict:
-    """Requests a second, and the median and 99th percentile latency in ms."""
+    """Requests a second, the requests answered, and the median and 99th percentile
+    latency in ms."""
     command = [*wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -118,6 +119,7 @@ def run_wrk(wrk: list[str], url: str, seconds: int, connections: int) -> dict:
         raise RuntimeError(f"{url} answered {errors.group(1)} errors")
     return {
         "value": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p50_ms": _latency_ms(out, "50%"),
         "p99_ms": _latency_ms(out, "99%"),
     }
