@@ -2,7 +2,7 @@
 each figure the median of several runs taken in turns: the JS original (Kue 0.11.6 with
 node_redis, Express 4) and BullMQ, the Node queue a user would choose today.
 
-    .venv/bin/python bench/run.py                                   # about 15 minutes
+    .venv/bin/python bench/run.py                                   # about 10 minutes
     .venv/bin/python bench/run.py --jobs 200 --runs 1 --seconds 1   # a quick check
 
 It starts a redis-server of its own on a free port (from the project's redis.conf),
