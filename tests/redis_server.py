@@ -85,7 +85,7 @@ class RedisServer:
             command += ["--appendonly", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        while not self._answers_ping():
+        while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on {self.port}: {log.read_text()}")
@@ -129,7 +129,12 @@ class RedisServer:
         self.process.wait()
         self.process = None
 
-    def _answers_ping(self) -> bool:
+    def _answers(self) -> bool:
+        """Whether this server answers; an error if another process answers on its port
+        (taken while it was stopped: its clients would silently use another's data)."""
         with contextlib.suppress(redis.ConnectionError), self.client() as client:
-            return client.ping()
+            answering = client.info("server")["process_id"]
+            if answering != self.pid:
+                raise RuntimeError(f"port {self.port} is another server's (pid {answering})")
+            return True
         return False

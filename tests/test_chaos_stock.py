@@ -15,6 +15,7 @@ taken is at least the units confirmed, and at most those plus the requests that 
 flight at the kill.
 """
 
+import http.client
 import os
 import queue
 import re
@@ -79,7 +80,7 @@ class Buyers:
             try:
                 reply = request(port, "/reserve_product/2")
                 answer = Answer(started, reply.status, reply.body)
-            except OSError as error:  # reset, or closed before an answer
+            except (OSError, http.client.HTTPException) as error:  # cut before or mid-answer
                 answer = Answer(started, CUT_OFF, repr(error).encode())
             with self._answered:
                 self.answers.append(answer)
@@ -165,8 +166,17 @@ def assert_taken_adds_up(server: RedisServer, answers: list[Answer], in_flight: 
     taken = STOCK - left
     sold = confirmed(answers)
     assert 0 <= left <= STOCK
-    assert sold <= taken <= sold + in_flight, (sold, taken, in_flight)
+    assert sold <= taken <= sold + in_flight, (sold, taken, in_flight, what_happened(server))
     return taken
+
+
+def what_happened(server: RedisServer) -> str:
+    """For a failure: the commands the server ran (a FLUSHALL or DEL would be another
+    process's), and the end of its log (what it loaded when it started)."""
+    with server.client() as client:
+        calls = {name: stats["calls"] for name, stats in client.info("commandstats").items()}
+    log = (server.directory / "redis.log").read_text().splitlines()
+    return f"commands {calls}; log: " + " | ".join(log[-12:])
 
 
 # ------------------------------------------------------------------ Redis killed
