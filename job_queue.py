@@ -29,19 +29,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis
-from rq import Callback, Queue, SimpleWorker, get_current_job
+from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
 from rq.connections import parse_connection
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
 from rq.exceptions import AbandonedJobError, StopRequested
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import format_exc_info
+from rq.logutils import blue, green
 from rq.registry import StartedJobRegistry
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
-from rq.worker import WorkerStatus
+from rq.utils import now
+from rq.worker import DequeueStrategy, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
+import rq_compat
 from redis_connection import UNREACHABLE, not_connected
 from redis_scripts import LuaScript
 from rq_bookkeeping import (
@@ -51,6 +57,7 @@ from rq_bookkeeping import (
     StepSettings,
     enqueue,
     new_job,
+    renew_heartbeat,
     wait_for_job_id,
 )
 
@@ -511,9 +518,11 @@ class JobWorker(SimpleWorker):
     RQ's SimpleWorker (no fork per job), whose loop writes each job's bookkeeping in
     one round trip (rq_bookkeeping: finish a job and take the next in one script)
     instead of RQ's twenty; what RQ stores is the same, so RQ's tools see no
-    difference, and a job outside that path runs through RQ's own code. A job's
-    failure is logged in one line (it is an outcome, reported to its creator), and the
-    heartbeat of a running job lets RQ call it abandoned soon after its worker died.
+    difference, and a job outside that path runs through RQ's own code. `work()` takes
+    RQ's arguments and keeps RQ's rules (max_jobs, max_idle_time, the scheduler, the
+    dequeue strategies, the logging); RQ's own worker tests check it
+    (conformance/rq_suite.py). A thread renews the heartbeat of a job that runs long, so
+    a live worker's job is never called abandoned and a dead worker's soon is.
     """
 
     # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
@@ -526,74 +535,190 @@ class JobWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.stop_requested = False
         self._last_housekeeping = 0.0
+        # The job being run and its execution's id ('' for one RQ's own code runs), for
+        # the heartbeat thread; None between jobs.
+        self._in_hand: tuple[Job, str] | None = None
+        self._signals_to_restore: dict[int, Any] = {}
+        self._stop_date_unsaved = False
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        timeout = job.timeout if job.timeout and job.timeout > 0 else JOB_TIMEOUT_SECONDS
-        return int(timeout) + self.HEARTBEAT_MARGIN_SECONDS
-
-    def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        self.log.info("Job %s failed: %s", job.id, _error_text(exc_info[0], exc_info[1]))
-        for handler in self._exc_handlers:
-            if handler(job, *exc_info) is False:
-                break
-
-    def _install_signal_handlers(self) -> None:
-        """Keep the handlers of its process (_run_worker_process), which call request_stop."""
+        """How long a job's execution counts as alive without news: RQ's SimpleWorker's
+        for a job without a timeout (-1), else its timeout plus a margin for the
+        bookkeeping (RQ's SimpleWorker adds 60). The heartbeat thread renews it while
+        the job runs."""
+        if job.timeout == -1:
+            return DEFAULT_WORKER_TTL
+        return int(job.timeout or self.queue_class.DEFAULT_TIMEOUT) + self.HEARTBEAT_MARGIN_SECONDS
 
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         """Stop once the job in hand, if any, has ended (checked between jobs, and at
-        least once a second while waiting for one)."""
-        self.stop_requested = True
-        self._stop_requested = True
+        least once a second while waiting for one). A flag, never an exception: raised
+        inside redis-py, one could pass for a lost connection.
 
-    def work(self, burst: bool = False, logging_level: str | None = "WARNING", **_: Any) -> bool:
-        """Work the queues until stopped (or, in burst mode, until they are empty)."""
-        self.bootstrap(logging_level)
+        On a signal (RQ's handlers, which work() installs where the process has none of
+        its own), what RQ's request_stop does besides: the date is kept, and another
+        signal more than a second later stops at once (RQ's request_force_stop)."""
+        self.stop_requested = True
+        rq_compat.mark_stop_requested(self)  # also ends a wait in `rq suspend`
+        if signum:
+            rq_compat.set_shutdown_requested(self, now())
+            self._stop_date_unsaved = self._in_hand is not None  # RQ saves it when busy
+            signal.signal(signal.SIGINT, self.request_force_stop)
+            signal.signal(signal.SIGTERM, self.request_force_stop)
+            self.handle_warm_shutdown_request()
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """Work the queues until stopped (or, in burst mode, until they are empty), as
+        RQ's BaseWorker.work with the same arguments; True if it ran any job."""
+        self.bootstrap(logging_level, date_format, log_format)
+        rq_compat.set_dequeue_strategy(self, dequeue_strategy)
+        if with_scheduler:
+            rq_compat.start_scheduler(self, burst, logging_level, date_format, log_format)
+        self._install_signal_handlers_unless_owned()
         steps = JobSteps(self.connection, self.name, self.key, self.step_settings())
+        heartbeat = _Heartbeat(self)
         outcome: Outcome | None = None
-        worked = False
+        completed = 0
+        idle_since = time.monotonic()
         try:
-            while not self.stop_requested:
-                if self._housekeeping_due():
-                    # Written first: housekeeping may wait a long while (`rq suspend`).
-                    self._write_outcome(steps, outcome)
-                    outcome = None
-                    self._keep_house(burst)
-                claimed, queue = self._take(steps, outcome)
-                outcome = None
-                if claimed is None and not burst:
-                    claimed, queue = self._wait_for_job(steps)
-                if claimed is None:
-                    if burst:
+            while True:
+                try:
+                    if self._housekeeping_due():
+                        # Written first: housekeeping may wait a long while (`rq suspend`).
+                        self._write_outcome(steps, outcome)
+                        outcome = None
+                        self._keep_house(burst)
+                    if self.stop_requested:
+                        self.log.info("Worker %s: stopping on request", self.name)
                         break
-                    continue
-                outcome = self._run(claimed, queue)
-                worked = True
-        except StopRequested:  # by `rq suspend` in burst mode, as in RQ
-            pass
+                    claimed, queue = self._take(steps, outcome)
+                    outcome = None
+                    if claimed is None and not burst:
+                        claimed, queue = self._wait_for_job(steps)
+                    if claimed is None:
+                        if burst:
+                            self.log.info("Worker %s: done, quitting", self.name)
+                            break
+                        idle = time.monotonic() - idle_since
+                        if max_idle_time is not None and idle >= max_idle_time:
+                            self.log.info(
+                                "Worker %s: idle for %d seconds, quitting", self.name, max_idle_time
+                            )
+                            break
+                        continue
+                    outcome = self._run(claimed, queue)
+                    completed += 1
+                    idle_since = time.monotonic()
+                    if max_jobs is not None and completed >= max_jobs:
+                        self.log.info(
+                            "Worker %s: finished executing %d jobs, quitting", self.name, completed
+                        )
+                        break
+                # RQ's loop's rules, but for a lost connection (below).
+                except redis.exceptions.TimeoutError:
+                    self.log.error("Worker %s: Redis connection timeout, quitting...", self.name)
+                    break
+                except StopRequested:  # `rq suspend` in burst mode
+                    break
+                except SystemExit:  # a cold stop
+                    raise
+                except redis.exceptions.ConnectionError:
+                    # Where RQ waits for Redis in place, a JobWorker stops and says why: its
+                    # caller (_WorkerLoop) starts a new one once Redis is back, registered
+                    # afresh (a Redis restarted without its data has lost this one).
+                    raise
+                except BaseException:
+                    self.log.error(
+                        "Worker %s: found an unhandled exception, quitting...",
+                        self.name,
+                        exc_info=True,
+                    )
+                    break
         finally:
             try:
                 self._write_outcome(steps, outcome)
             finally:
+                heartbeat.stop()
                 steps.close()
-                self.teardown()
-        return worked
+                try:
+                    if self._stop_date_unsaved:
+                        self.set_shutdown_requested_date()
+                    self.teardown()
+                finally:
+                    self._restore_signal_handlers()
+        return bool(completed)
+
+    def _install_signal_handlers_unless_owned(self) -> None:
+        """RQ's work() installs its handlers (SIGINT, SIGTERM: stop after the job in
+        hand); so does this, unless the process has handlers of its own (a processor's
+        worker process installs its own, _run_worker_process) or this is not the main
+        thread (an app's WorkerThread: only the main thread may). They are put back as
+        they were when work() returns."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        unset = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
+        current = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        if any(handler not in unset for handler in current.values()):
+            return
+        self._signals_to_restore = current
+        rq_compat.install_signal_handlers(self)
+
+    def _restore_signal_handlers(self) -> None:
+        for number, handler in self._signals_to_restore.items():
+            signal.signal(number, handler)
+        self._signals_to_restore = {}
 
     def _take(self, steps: JobSteps, outcome: Outcome | None) -> tuple[Claimed | None, Queue]:
         """Write the last job's outcome and take the next job, from the first queue that
-        has one."""
-        for queue in self._ordered_queues:
+        has one, in the order of the dequeue strategy."""
+        queues = rq_compat.ordered_queues(self)
+        for queue in queues:
             # Redis lost here: work() writes the outcome again once it is back (a job
             # ends once, so a second write of it changes nothing).
-            kind, claimed = steps.step(outcome, queue)
-            if kind == "dependents":  # rare: RQ moves them on, and the next call takes
-                queue.enqueue_dependents(outcome.job)
+            kind, claimed = self._step(steps, outcome, queue)
             outcome = None
             while kind in ("dependents", "gone"):  # a deleted job at the head: the next
-                kind, claimed = steps.step(None, queue)
+                kind, claimed = self._step(steps, None, queue)
             if claimed is not None:
+                self._taken(claimed, queue)
                 return claimed, queue
-        return None, self._ordered_queues[0]
+        return None, queues[0]
+
+    def _step(
+        self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
+    ) -> tuple[str, Claimed | None]:
+        kind, claimed = steps.step(outcome, queue, job_id)
+        if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
+            origin = self.queue_class(
+                outcome.job.origin, connection=self.connection, serializer=self.serializer
+            )
+            origin.enqueue_dependents(outcome.job)
+        return kind, claimed
+
+    def _taken(self, claimed: Claimed, queue: Queue) -> None:
+        """What RQ's dequeue does once it has a job: the queues reordered by the dequeue
+        strategy, the job logged."""
+        self.reorder_queues(reference_queue=queue)
+        job = claimed.job
+        job.redis_server_version = self.get_redis_server_version()
+        if self.log.isEnabledFor(logging.INFO):
+            if self.log_job_description:
+                description = blue(job.description)
+                self.log.info(
+                    "Worker %s: %s: %s (%s)", self.name, green(queue.name), description, job.id
+                )
+            else:
+                self.log.info("Worker %s: %s: %s", self.name, green(queue.name), job.id)
 
     def _write_outcome(self, steps: JobSteps, outcome: Outcome | None) -> None:
         """Write a job's outcome, waiting for Redis as long as it takes: lost, the job
@@ -601,7 +726,7 @@ class JobWorker(SimpleWorker):
         still ends the wait."""
         while outcome is not None:
             try:
-                steps.step(outcome, None)
+                self._step(steps, outcome, None)
                 return
             except UNREACHABLE as error:
                 self.log.warning(
@@ -611,18 +736,23 @@ class JobWorker(SimpleWorker):
 
     def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
         """Block on the queues for a while, as RQ's worker does, then take what came."""
-        found = wait_for_job_id(self._ordered_queues, self.WAIT_SECONDS, self.connection)
+        queues = rq_compat.ordered_queues(self)
+        found = wait_for_job_id(queues, self.WAIT_SECONDS, self.connection)
         if found is None:
-            return None, self._ordered_queues[0]
+            return None, queues[0]
         queue, job_id = found
-        _, claimed = steps.step(None, queue, job_id)
+        _, claimed = self._step(steps, None, queue, job_id)
+        if claimed is not None:
+            self._taken(claimed, queue)
         return claimed, queue
 
     def step_settings(self) -> StepSettings:
-        """What the steps of its jobs need to know of this module."""
+        """What the steps of its jobs need to know of this module and this worker."""
         return StepSettings(
-            default_timeout=JOB_TIMEOUT_SECONDS,
+            default_timeout=self.queue_class.DEFAULT_TIMEOUT,
             heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
+            no_timeout_ttl=DEFAULT_WORKER_TTL,
+            one_queue=len(self.queues) == 1,
             events_kept=EVENTS_KEPT,
             events_key=events_key,
             success_callback=ON_SUCCESS.name,
@@ -640,29 +770,143 @@ class JobWorker(SimpleWorker):
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
 
+    def renew_heartbeat(self) -> None:
+        """RQ's maintain_heartbeats for the job in hand, if any (from the heartbeat
+        thread): its execution and this worker stay alive for another
+        job_monitoring_interval plus RQ's 60 s."""
+        in_hand = self._in_hand
+        if in_hand is None:
+            return
+        job, execution_id = in_hand
+        if not execution_id:  # a job RQ's own code runs: the execution it made
+            executions = list(self.executions.values())
+            if not executions:
+                return
+            execution_id = executions[0].id
+        ttl = self.job_monitoring_interval + 60
+        renew_heartbeat(self.connection, self.key, job, execution_id, ttl, ttl)
+
     def _run(self, claimed: Claimed, queue: Queue) -> Outcome | None:
         """Run the job; its outcome, to be written with the next step. A job left to
         RQ runs through RQ's own code, which writes its outcome itself."""
-        job = claimed.job
-        if not claimed.covered:
-            self.execute_job(job, queue)
-            return None
-        self._state = WorkerStatus.BUSY  # the step wrote it to Redis
+        self._in_hand = (claimed.job, claimed.execution_id if claimed.covered else "")
         try:
-            with self.death_penalty_class(job.timeout, JobTimeoutException, job_id=job.id):
-                return_value = job.perform()
-        except Exception:
-            exc_type, exc_value, tb = sys.exc_info()
-            self.handle_exception(job, exc_type, exc_value, tb)
-            event = "failed" if job.failure_callback else ""
-            error = _error_text(exc_type, exc_value)
-            exc_string = format_exc_info((exc_type, exc_value, tb))
-            return Outcome.failed_with(claimed, self.name, exc_string, event, error)
+            if not claimed.covered:
+                self.execute_job(claimed.job, queue)
+                return None
+            return self._perform(claimed, queue)
         finally:
-            self._state = WorkerStatus.IDLE
+            self._in_hand = None
+
+    def _perform(self, claimed: Claimed, queue: Queue) -> Outcome | None:
+        job = claimed.job
+        rq_compat.set_state_in_memory(self, WorkerStatus.BUSY)  # the step wrote it to Redis
+        try:
+            timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+            with self.death_penalty_class(timeout, JobTimeoutException, job_id=job.id):
+                return_value = job.perform()
+        except _ColdStop:  # the job is left to be found abandoned
+            raise
+        except BaseException:  # as RQ's perform_job: whatever the job raised fails it
+            exc_info = sys.exc_info()
+            self.handle_exception(job, *exc_info)
+            event = "failed" if job.failure_callback else ""
+            error = _error_text(exc_info[0], exc_info[1])
+            exc_string = format_exc_info(exc_info)
+            recorded = not self.disable_default_exception_handler
+            return Outcome.failed_with(claimed, self.name, exc_string, event, error, recorded)
+        finally:
+            rq_compat.set_state_in_memory(self, WorkerStatus.IDLE)
+        if isinstance(return_value, Retry):
+            self._retry(claimed, queue, return_value)
+            return None
         ttl = job.get_result_ttl(self.default_result_ttl)
         event = "completed" if job.success_callback else ""
-        return Outcome.finished_with(claimed, self.name, return_value, ttl, event)
+        outcome = Outcome.finished_with(claimed, self.name, return_value, ttl, event)
+        if self.log.isEnabledFor(logging.INFO):
+            self._log_success(outcome, return_value)
+        return outcome
+
+    def _retry(self, claimed: Claimed, queue: Queue, retry: Retry) -> None:
+        """A job that returned rq.Retry: RQ's own handling (a plain job may return one,
+        so the step cannot see it coming)."""
+        job = claimed.job
+        execution = Execution(claimed.execution_id, job.id, self.connection, self.name)
+        execution.created_at = claimed.started_at
+        self.handle_execution_ended(job, queue, job.success_callback_timeout)
+        self.handle_job_retry(job, queue, retry, queue.started_job_registry, execution)
+
+    def _log_success(self, outcome: Outcome, return_value: Any) -> None:
+        """RQ's lines for a job that succeeded (handle_job_success, _finalize_success)."""
+        job = outcome.job
+        taken = outcome.ended_at - job.started_at if job.started_at else None
+        if self.log_job_description:
+            self.log.info(
+                "Successfully completed %s job in %ss on worker %s",
+                job.description,
+                taken,
+                self.name,
+            )
+        else:
+            self.log.info(
+                "Successfully completed job %s in %ss on worker %s", job.id, taken, self.name
+            )
+        self.log.info(
+            "Worker %s: %s: %s (%s)", self.name, green(job.origin), blue("Job OK"), job.id
+        )
+        if return_value is not None:
+            self.log.debug("Worker %s: result: %r", self.name, return_value)
+        if self.log_result_lifespan:
+            if outcome.ttl == 0:
+                self.log.info("Worker %s: job %s result discarded immediately", self.name, job.id)
+            elif outcome.ttl > 0:
+                self.log.info(
+                    "Worker %s: job %s result is kept for %s seconds",
+                    self.name,
+                    job.id,
+                    outcome.ttl,
+                )
+            else:
+                self.log.info(
+                    "Worker %s: job %s result will never expire, clean up result key manually",
+                    self.name,
+                    job.id,
+                )
+
+
+class _ColdStop(SystemExit):
+    """A processor's second Ctrl-C: the worker process ends at once, and its job is left
+    to be found abandoned (not failed as a job that raised SystemExit)."""
+
+
+class _Heartbeat:
+    """RQ's job monitoring for a worker that runs its jobs itself: a thread that, every
+    job_monitoring_interval seconds, renews the heartbeat of the job in hand (RQ's
+    forking Worker does it while its work horse runs). So a job with no timeout (-1) is
+    never called abandoned while it runs, and a dead worker's job still is soon after.
+    Between renewals it only waits: the worker's loop pays two assignments a job."""
+
+    def __init__(self, worker: JobWorker) -> None:
+        self.worker = worker
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat of {worker.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.worker.job_monitoring_interval):
+            try:
+                self.worker.renew_heartbeat()
+            except UNREACHABLE as error:  # the next one may get through
+                self.worker.log.debug("Worker %s: heartbeat not sent: %s", self.worker.name, error)
+            except Exception:
+                self.worker.log.exception("Worker %s: heartbeat failed", self.worker.name)
 
 
 class _ThreadJobWorker(JobWorker):
@@ -670,6 +914,23 @@ class _ThreadJobWorker(JobWorker):
     own: a timer stops a job past its timeout."""
 
     death_penalty_class = TimerDeathPenalty
+
+
+class _FailedJobIsAnOutcome(logging.Filter):
+    """Drops RQ's error record of a job that raised, with its traceback: for the project's
+    processors and apps a failed job is an outcome, which its creator hears (the `failed`
+    event) and RQ stores (the failed registry, the result's traceback). The course's
+    processors fail jobs on purpose and print nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not rq_compat.is_job_exception_record(record)
+
+
+# The logger of the project's own workers (_WorkerLoop's): RQ's worker logger's child, so
+# it logs where and as RQ's does, but for the failed jobs. Other workers in the same
+# process (a JobWorker of one's own, RQ's) keep RQ's logging whole.
+_WORKER_LOG = logging.getLogger("rq.worker.job_queue")
+_WORKER_LOG.addFilter(_FailedJobIsAnOutcome())
 
 
 class _WorkerLoop:
@@ -702,6 +963,7 @@ class _WorkerLoop:
         try:
             self._unregister_the_stopped()
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
+            self.worker.log = _WORKER_LOG
             if not self.stopping.is_set():
                 self.worker.work(logging_level="WARNING")
         except UNREACHABLE as error:
@@ -743,7 +1005,7 @@ def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None
     def on_signal(signum: int, frame: Any) -> None:
         # The pool passes Ctrl-C on too: the same request comes twice at once.
         if first_request and time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
-            raise SystemExit(1)
+            raise _ColdStop(1)
         first_request[:] = first_request or [time.monotonic()]
         loop.request_stop()
 
@@ -773,12 +1035,17 @@ class _JobWorkerPool(WorkerPool):
     """RQ's worker pool (it starts the workers, restarts one that died, and stops them
     on Ctrl-C or SIGTERM), whose workers survive a Redis restart."""
 
-    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any):
+    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES).
+    def get_worker_process(
+        self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
+    ) -> BaseProcess:
         # A connection of its own for the new process, as RQ's pool makes one.
-        pool = redis.ConnectionPool(connection_class=self._pool_class, **self._pool_kwargs)
-        connection = self._connection_class(connection_pool=pool)
+        client_class, connection_class, pool_kwargs = parse_connection(self.connection)
+        pool = redis.ConnectionPool(connection_class=connection_class, **pool_kwargs)
+        connection = client_class(connection_pool=pool)
+        queue_names = [queue.name for queue in self.queues]
         return ForkProcess(
-            target=_run_worker_process, args=(self._queue_names, connection), name=f"Worker {name}"
+            target=_run_worker_process, args=(queue_names, connection), name=f"Worker {name}"
         )
 
 
@@ -801,7 +1068,8 @@ class _OneLineFormatter(logging.Formatter):
 
 
 def _log_quietly() -> None:
-    """Warnings and errors of RQ and this module on stderr, one line each.
+    """Warnings and errors of RQ and this module on stderr, one line each; a job that
+    failed is not one of them (_WORKER_LOG).
 
     RQ would log to stdout, where the course's lines go; with a handler on the root
     logger it leaves logging to us.

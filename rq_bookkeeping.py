@@ -29,6 +29,7 @@ from rq.results import Result
 from rq.serializers import PickleSerializer
 from rq.utils import now, utcformat
 
+import rq_compat
 from redis_scripts import LuaScript
 
 # Queue jobs: one id each from the counter, the job's hash as RQ's Job.to_dict() makes
@@ -84,12 +85,17 @@ STEP_ARGV = (
     "working_time",  # seconds it ran, for the worker's total
     "ttl",  # of its result when finished, of its failed-registry entry when failed
     "failure_ttl",  # its job's own failure_ttl ('' for RQ's default)
+    "record_failure",  # '1': a failed job's result and failed-registry entry are written,
+    # as RQ's default exception handler does; '' when the worker disables that handler
     "event",  # the event for its creator: 'completed', 'failed', or '' (no callbacks)
     "error",  # the error of a failed one
     # 2. taking the next job
     "take",  # 'pop': the next on the queue; 'id': the one take_id names; '': none
     "take_id",
+    "one_queue",  # '1': pop into the intermediate list (RQ's dequeue for a worker of one
+    # queue, whose job RQ's own code then takes out of it); '': a plain LPOP (several queues)
     "heartbeat_margin",  # seconds past its timeout before a job counts as abandoned
+    "no_timeout_ttl",  # the heartbeat TTL of a job without a timeout (-1)
     "execution",  # the new execution's id
     "now",  # seconds since the epoch
     "started_at",  # the same, as RQ writes dates
@@ -117,11 +123,18 @@ end
 if outcome ~= '' then
   local ended_on, ttl = tonumber(ended_at_seconds), tonumber(ttl)
   local result = 'rq:results:' .. ended_id
-  redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
+  -- A failed job's result and failed-registry entry are what RQ's default exception
+  -- handler writes (Job._handle_failure); without it, RQ saves only the status.
+  local recorded = outcome == 'finished' or record_failure ~= ''
+  if recorded then
+    redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
+  else
+    redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome)
+  end
   redis.call('DEL', 'rq:execution:' .. run)
   redis.call('ZREM', 'rq:wip:' .. ended_origin, run)
   redis.call('ZREM', 'rq:executions:' .. ended_id, ended_execution)
-  redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, REST_AT))
+  if recorded then redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, REST_AT)) end
   if outcome == 'finished' then
     redis.call('HINCRBY', worker, 'successful_job_count', 1)
     expire_or_persist(result, ttl)
@@ -133,11 +146,14 @@ if outcome ~= '' then
     end
   else
     redis.call('HINCRBY', worker, 'failed_job_count', 1)
-    if failure_ttl ~= '' then expire_or_persist(result, tonumber(failure_ttl)) end
-    redis.call('ZADD', 'rq:failed:' .. ended_origin, ttl < 0 and ttl or ended_on + ttl, ended_id)
+    if recorded then
+      if failure_ttl ~= '' then expire_or_persist(result, tonumber(failure_ttl)) end
+      redis.call('ZADD', 'rq:failed:' .. ended_origin, ttl < 0 and ttl or ended_on + ttl,
+        ended_id)
+    end
   end
   redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
-  if ttl > 0 then
+  if recorded and ttl > 0 then
     redis.call('EXPIRE', job, ttl)
     redis.call('EXPIRE', job .. ':dependents', ttl)
     redis.call('EXPIRE', 'rq:job::' .. ended_id .. ':dependencies', ttl)
@@ -155,7 +171,13 @@ end
 -- 2. Take the next job: the one named, or the next on the queue.
 if take == '' then return nil end
 local id = take_id
-if take == 'pop' then id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT') end
+if take == 'pop' then
+  if one_queue ~= '' then
+    id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
+  else
+    id = redis.call('LPOP', queue)
+  end
+end
 if not id then
   redis.call('HSET', worker, 'state', 'idle')
   return nil
@@ -175,7 +197,10 @@ local covered = f[1] == 'queued' and not f[2] and not f[3] and not f[4]
   and f[11] ~= '0' and f[12] ~= '0' and redis.call('SCARD', job .. ':dependents') == 0
 if not covered then return {'rq', id, redis.call('HGETALL', job)} end
 
-local ttl = tonumber(f[13] or default_timeout) + tonumber(heartbeat_margin)
+-- A job without a timeout (-1) gets RQ's SimpleWorker's TTL; the worker's heartbeat
+-- thread renews it while the job runs (job_queue.JobWorker).
+local timeout = tonumber(f[13] or default_timeout)
+local ttl = timeout == -1 and tonumber(no_timeout_ttl) or timeout + tonumber(heartbeat_margin)
 run = id .. ':' .. execution
 redis.call('HSET', 'rq:execution:' .. run, 'id', execution, 'job_id', id,
   'created_at', now, 'last_heartbeat', now, 'worker_name', worker_name)
@@ -193,6 +218,50 @@ redis.call('PERSIST', job)
 redis.call('LREM', intermediate, 1, id)
 return {'fast', id, redis.call('HGETALL', job)}
 """
+
+
+# RQ's maintain_heartbeats (rq/worker/base.py), for a job that runs long: renew what says
+# the job's execution and its worker are alive. In one step, and only while that execution
+# is still there: the worker's step may have ended the job meanwhile, and renewing then
+# would bring its execution back.
+HEARTBEAT = LuaScript(
+    keys=("worker", "worker_executions", "execution", "wip", "executions", "job"),
+    argv=("run", "execution_id", "now", "last_heartbeat", "ttl", "worker_ttl"),
+    body="""
+if redis.call('EXISTS', execution) == 0 then return 0 end
+local at, ttl = math.floor(tonumber(now)), tonumber(ttl)
+redis.call('HSET', worker, 'last_heartbeat', last_heartbeat)
+redis.call('EXPIRE', worker, worker_ttl)
+redis.call('EXPIRE', worker_executions, worker_ttl)
+redis.call('HSET', execution, 'last_heartbeat', now)
+redis.call('EXPIRE', execution, ttl)
+redis.call('ZADD', wip, 'XX', at + ttl, run)
+redis.call('ZADD', executions, 'XX', at + ttl + 60, execution_id)
+redis.call('EXPIRE', executions, ttl + 60)
+if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'last_heartbeat', last_heartbeat) end
+return 1
+""",
+)
+
+
+def renew_heartbeat(
+    connection: redis.Redis, worker_key: str, job: Job, execution_id: str, ttl: int, worker_ttl: int
+) -> bool:
+    """Renew the heartbeat of `job`'s execution `execution_id` and of its worker for `ttl`
+    and `worker_ttl` seconds; False if that execution has ended."""
+    run = f"{job.id}:{execution_id}"
+    keys = {
+        "worker": worker_key,
+        "worker_executions": f"{worker_key}:executions",
+        "execution": f"rq:execution:{run}",
+        "wip": f"rq:wip:{job.origin}",
+        "executions": f"rq:executions:{job.id}",
+        "job": job.key,
+    }
+    at = now()
+    args = {"run": run, "execution_id": execution_id, "now": repr(at.timestamp())}
+    args |= {"last_heartbeat": utcformat(at), "ttl": ttl, "worker_ttl": worker_ttl}
+    return HEARTBEAT.run(connection, keys, args) == 1
 
 
 def new_job(queue: Queue, func: Any, data: Any, timeout: int, **callbacks: Any) -> Job:
@@ -229,7 +298,7 @@ def enqueue(queue: Queue, jobs: Sequence[Job], ids_key: str, events_key: str, ke
 
 def _stored_hash(queue: Queue, job: Job) -> list[Any]:
     """The job's hash as RQ stores it when queueing it, flat."""
-    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status: RQ's own
+    rq_compat.prepare_for_queue(queue, job)  # origin, enqueued_at, timeout, status: RQ's own
     return [item for pair in job.to_dict().items() for item in pair]
 
 
@@ -280,6 +349,9 @@ class Outcome:
     result_fields: dict  # what RQ's Result stores
     event: str = ""  # job_queue's event for the creator ("" for a job without callbacks)
     error: str = ""
+    # A failed job's result and failed-registry entry are written (RQ's default exception
+    # handler); False for a worker that disables it.
+    recorded: bool = True
 
     @classmethod
     def finished_with(
@@ -291,13 +363,20 @@ class Outcome:
 
     @classmethod
     def failed_with(
-        cls, claimed: Claimed, worker_name: str, exc_string: str, event: str, error: str
+        cls,
+        claimed: Claimed,
+        worker_name: str,
+        exc_string: str,
+        event: str,
+        error: str,
+        recorded: bool = True,
     ) -> "Outcome":
         ended_at = now()
         ttl = claimed.job.failure_ttl
         ttl = DEFAULT_FAILURE_TTL if ttl is None else ttl
         fields = _result_fields(claimed, worker_name, ended_at, exc_string=exc_string)
-        return cls(claimed.job, claimed.execution_id, False, ended_at, ttl, fields, event, error)
+        job, execution_id = claimed.job, claimed.execution_id
+        return cls(job, execution_id, False, ended_at, ttl, fields, event, error, recorded)
 
 
 def _result_fields(claimed: Claimed, worker_name: str, ended_at: datetime, **outcome: Any) -> dict:
@@ -334,10 +413,12 @@ def wait_for_job_id(
 
 @dataclass(frozen=True)
 class StepSettings:
-    """What a worker's steps need to know besides the job: from job_queue."""
+    """What a worker's steps need to know besides the job: from job_queue and the worker."""
 
     default_timeout: int  # of a job without its own
     heartbeat_margin: int  # seconds past its timeout before a job counts as abandoned
+    no_timeout_ttl: int  # the heartbeat TTL of a job without a timeout (-1)
+    one_queue: bool  # the worker works one queue: RQ then pops into its intermediate list
     events_kept: int  # the events streams' approximate length
     events_key: Callable[[str], str]  # a queue's name -> its events stream
     success_callback: str  # the callbacks whose effect is the step's own event
@@ -391,7 +472,9 @@ class JobSteps:
             **_outcome_args(outcome),
             "take": "" if queue is None else "id" if job_id else "pop",
             "take_id": job_id,
+            "one_queue": "1" if settings.one_queue else "",
             "heartbeat_margin": settings.heartbeat_margin,
+            "no_timeout_ttl": settings.no_timeout_ttl,
             "execution": execution_id,
             "now": repr(started_at.timestamp()),
             "started_at": utcformat(started_at),
@@ -404,7 +487,15 @@ class JobSteps:
         }
         result_fields = outcome.result_fields.items() if outcome else ()
         rest = [item for pair in result_fields for item in pair]
-        reply = self.SCRIPT.run_on(self._own_connection, keys, args, rest)
+        try:
+            reply = self.SCRIPT.run_on(self._own_connection, keys, args, rest)
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            # Cut off mid-call (a cold stop's SystemExit): a reply may be on its way, which
+            # the next call would read as its own. It reconnects instead.
+            self._own_connection.disconnect()
+            raise
         if not reply:
             return "none", None
         kind = reply[0].decode()
@@ -435,6 +526,7 @@ def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
         "working_time": working,
         "ttl": outcome.ttl,
         "failure_ttl": "" if outcome.finished or job.failure_ttl is None else job.failure_ttl,
+        "record_failure": "1" if outcome.recorded else "",
         "event": outcome.event,
         "error": outcome.error,
     }

@@ -22,7 +22,7 @@ WORKER_FIELDS_BY_NATURE = {
 }
 
 
-def run_through_rq(connection: redis.Redis, func: str, job_id: str) -> str:
+def run_through_rq(connection: redis.Redis, func: str, job_id: str, **worker_options) -> str:
     """RQ's own way: enqueue, then a stock SimpleWorker in burst mode."""
     queue = Queue("compare", connection=connection)
     queue.enqueue(
@@ -34,15 +34,15 @@ def run_through_rq(connection: redis.Redis, func: str, job_id: str) -> str:
         on_failure=ON_FAILURE,
     )
     connection.xadd(events_key("compare"), {"job": job_id, "event": "created"}, maxlen=EVENTS_KEPT)
-    worker = SimpleWorker([queue], connection=connection)
+    worker = SimpleWorker([queue], connection=connection, **worker_options)
     worker.work(burst=True, logging_level="WARNING")
     return worker.name
 
 
-def run_through_job_queue(connection: redis.Redis, func: str) -> tuple[str, str]:
+def run_through_job_queue(connection: redis.Redis, func: str, **worker_options) -> tuple[str, str]:
     queue = Queue("compare", connection=connection)
     job = JobCreator(queue).create(func, JOB_DATA)
-    worker = JobWorker([queue], connection=connection)
+    worker = JobWorker([queue], connection=connection, **worker_options)
     worker.work(burst=True, logging_level="WARNING")
     return job.id, worker.name
 
@@ -60,19 +60,21 @@ def two_databases(redis_server):
 
 
 @pytest.mark.parametrize(
-    "func",
+    ("func", "worker_options"),
     [
-        "tests.bookkeeping_jobs.returns_nothing",
-        "tests.bookkeeping_jobs.returns_a_value",
-        "tests.bookkeeping_jobs.raises",
+        ("tests.bookkeeping_jobs.returns_nothing", {}),
+        ("tests.bookkeeping_jobs.returns_a_value", {}),
+        ("tests.bookkeeping_jobs.raises", {}),
+        # RQ then records no failure: no failed registry entry, no result.
+        ("tests.bookkeeping_jobs.raises", {"disable_default_exception_handler": True}),
     ],
 )
-def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func):
+def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func, worker_options):
     ours, theirs = two_databases
-    job_id, our_worker = run_through_job_queue(ours, func)
+    job_id, our_worker = run_through_job_queue(ours, func, **worker_options)
     ours_while_running = bookkeeping_jobs.states.pop()
     theirs.set("job_queue:ids", job_id)  # the counter only job_queue keeps
-    their_worker = run_through_rq(theirs, func, job_id)
+    their_worker = run_through_rq(theirs, func, job_id, **worker_options)
     theirs_while_running = bookkeeping_jobs.states.pop()
 
     assert without_worker_facts(ours_while_running) == without_worker_facts(theirs_while_running)

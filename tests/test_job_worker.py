@@ -1,0 +1,270 @@
+"""JobWorker keeps RQ's rules where its loop replaces RQ's: work()'s arguments, the
+dequeue strategies, jobs that end otherwise than by returning or raising an Exception,
+the heartbeat of a long job, errors in the loop, signals, the logs. RQ's own worker
+tests check the rest (conformance/rq_suite.py)."""
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Callback, Queue, SimpleWorker, Worker
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.results import Result
+
+from job_queue import JobWorker
+from rq_bookkeeping import renew_heartbeat
+from tests.scripts import PROJECT, wait_until
+
+RETURNS = "tests.worker_jobs.returns"
+FAILS = "tests.worker_jobs.fails"
+SLEEPS = "tests.worker_jobs.sleeps"
+RQ = str(Path(sys.executable).with_name("rq"))
+
+
+@pytest.fixture
+def connection(redis_url):
+    with redis.Redis.from_url(redis_url) as connection:
+        yield connection
+
+
+def statuses(jobs: list[Job]) -> list[str]:
+    return [job.get_status(refresh=True) for job in jobs]
+
+
+# ------------------------------------------------------------------ work()'s arguments
+
+
+def test_max_jobs_stops_after_that_many(connection):
+    queue = Queue("q", connection=connection)
+    jobs = [queue.enqueue(RETURNS, {}) for _ in range(3)]
+    worker = JobWorker([queue], connection=connection)
+    assert worker.work(burst=True, max_jobs=2, logging_level="WARNING") is True
+    assert statuses(jobs) == ["finished", "finished", "queued"]
+
+
+def test_max_idle_time_stops_a_worker_that_has_nothing_to_do(connection):
+    queue = Queue("q", connection=connection)
+    started = time.monotonic()
+    worked = JobWorker([queue], connection=connection).work(max_idle_time=1)
+    assert worked is False
+    assert time.monotonic() - started < 10
+
+
+def test_with_scheduler_a_burst_runs_the_jobs_due(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue_in(timedelta(seconds=-1), RETURNS, {})
+    assert job.get_status() == JobStatus.SCHEDULED
+    JobWorker([queue], connection=connection).work(burst=True, with_scheduler=True)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+
+
+def test_the_logging_arguments_are_rq_s(connection):
+    queue = Queue("q", connection=connection)
+    rq_logger = logging.getLogger("rq.worker")
+    level = rq_logger.level
+    try:
+        JobWorker([queue], connection=connection).work(burst=True, logging_level="DEBUG")
+        assert rq_logger.level == logging.DEBUG
+    finally:
+        rq_logger.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "order"),
+    [
+        ("default", ["q0.0", "q0.1", "q1.0", "q1.1", "q2.0", "q2.1"]),
+        ("round_robin", ["q0.0", "q1.0", "q2.0", "q0.1", "q1.1", "q2.1"]),
+    ],
+)
+def test_the_dequeue_strategies_take_jobs_in_rq_s_order(connection, strategy, order):
+    queues = [Queue(f"q{n}", connection=connection) for n in range(3)]
+    jobs = [
+        queue.enqueue(RETURNS, {"value": f"{queue.name}.{i}"}) for queue in queues for i in (0, 1)
+    ]
+    JobWorker(queues, connection=connection).work(burst=True, dequeue_strategy=strategy)
+    for job in jobs:
+        job.refresh()
+    assert [job.return_value() for job in sorted(jobs, key=lambda job: job.started_at)] == order
+
+
+# ------------------------------------------------------------------ how a job ends
+
+
+@pytest.mark.parametrize("func", ["tests.worker_jobs.exits", "tests.worker_jobs.interrupted"])
+def test_a_job_that_raises_a_base_exception_fails_and_the_worker_goes_on(connection, func):
+    """As RQ's SimpleWorker: SystemExit or KeyboardInterrupt from a job fails that job."""
+    queue = Queue("q", connection=connection)
+    job, then = queue.enqueue(func, {}), queue.enqueue(RETURNS, {})
+    assert JobWorker([queue], connection=connection).work(burst=True) is True
+    assert statuses([job, then]) == ["failed", "finished"]
+    assert job.id in FailedJobRegistry("q", connection=connection)
+    assert StartedJobRegistry("q", connection=connection).get_job_ids() == []
+
+
+def test_a_job_that_returns_retry_is_queued_again_as_rq_does(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue("tests.worker_jobs.asks_to_be_retried", {})
+    JobWorker([queue], connection=connection).work(burst=True, max_jobs=1)
+    job.refresh()
+    assert (job.get_status(), job.number_of_retries) == ("queued", 1)
+    assert job.latest_result().type == Result.Type.RETRIED
+    assert connection.keys("rq:execution:*") == []
+
+
+def test_with_the_default_exception_handler_disabled_a_failed_job_is_not_recorded(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(FAILS, {})
+    JobWorker([queue], connection=connection, disable_default_exception_handler=True).work(
+        burst=True
+    )
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert job.id not in FailedJobRegistry("q", connection=connection)
+    assert job.latest_result() is None
+
+
+def test_a_job_rq_runs_for_a_worker_of_several_queues_is_not_left_in_between(connection):
+    """RQ pops from several queues with LPOP, leaving nothing in an intermediate list
+    (RQ's maintenance would fail a job found there a minute later)."""
+    queues = [Queue(name, connection=connection) for name in ("high", "low")]
+    own_callback = Callback("tests.worker_jobs.heard_of_success")
+    job = queues[0].enqueue(RETURNS, {}, on_success=own_callback)  # left to RQ's code
+    JobWorker(queues, connection=connection).work(burst=True)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert connection.llen(queues[0].intermediate_queue_key) == 0
+
+
+# ------------------------------------------------------------------ a job's heartbeat
+
+
+def test_a_job_without_a_timeout_is_kept_alive_while_it_runs(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(SLEEPS, {"seconds": 2.5}, job_timeout=-1)
+    worker = JobWorker([queue], connection=connection, job_monitoring_interval=1)
+    worker.work(burst=True)
+    seen = job.return_value()
+    assert seen["alive_for"] > 400  # RQ's SimpleWorker gives 420 s, not -1 + 10
+    assert seen["last_heartbeat"] > seen["first_heartbeat"] + 1  # renewed as it ran
+    assert connection.keys("rq:execution:*") == []
+    # Once ended, an execution is not brought back by a late heartbeat.
+    assert not renew_heartbeat(connection, worker.key, job, "ended", 90, 90)
+    assert connection.keys("rq:execution:*") == []
+
+
+def test_the_heartbeat_ttl_of_rq_s_path_is_simple_worker_s_for_no_timeout(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {}, job_timeout=-1)
+    assert JobWorker([queue], connection=connection).get_heartbeat_ttl(job) == (
+        SimpleWorker([queue], connection=connection).get_heartbeat_ttl(job)
+    )
+
+
+# ------------------------------------------------------------------ errors, logs
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (redis.exceptions.TimeoutError, "Redis connection timeout, quitting..."),
+        (RuntimeError, "found an unhandled exception, quitting..."),
+    ],
+)
+def test_an_error_in_the_loop_ends_work_as_in_rq(connection, monkeypatch, caplog, error, line):
+    queue = Queue("q", connection=connection)
+    worker = JobWorker([queue], connection=connection)
+    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(error))
+    assert worker.work(burst=True) is False
+    assert any(line in record.getMessage() for record in caplog.records)
+    assert Worker.all(connection=connection) == []  # it said goodbye
+
+
+def test_a_lost_connection_ends_work_for_its_caller_to_start_anew(connection, monkeypatch):
+    worker = JobWorker([Queue("q", connection=connection)], connection=connection)
+    lost = redis.exceptions.ConnectionError("lost")
+    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(lost))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        worker.work(burst=True)
+
+
+def test_a_failed_job_is_logged_as_rq_logs_it(connection, caplog):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(FAILS, {})
+    JobWorker([queue], connection=connection).work(burst=True)
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.job_id == job.id and record.queue == "q" and record.func == FAILS
+    assert "Traceback" in record.getMessage()
+    assert "ValueError: this job fails" in record.getMessage()
+
+
+def test_the_exception_handlers_stop_at_an_explicit_falsy_return_as_in_rq(connection):
+    called = []
+    handlers = [lambda *exc_info: called.append(1) or 0, lambda *exc_info: called.append(2)]
+    queue = Queue("q", connection=connection)
+    queue.enqueue(FAILS, {})
+    JobWorker([queue], connection=connection, exception_handlers=handlers).work(burst=True)
+    assert called == [1]
+
+
+def test_at_info_a_job_is_logged_as_rq_logs_it(connection, caplog):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {})
+    JobWorker([queue], connection=connection).work(burst=True, logging_level="INFO")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.endswith(f"({job.id})") and "tests.worker_jobs.returns" in m for m in messages)
+    assert any(m.startswith(f"Successfully completed {job.description}") for m in messages)
+    assert any("Job OK" in m and job.id in m for m in messages)
+    assert any(f"job {job.id} result is kept for 500 seconds" in m for m in messages)
+
+
+# ------------------------------------------------------------------ signals
+
+
+def test_work_puts_the_signal_handlers_back(connection):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    JobWorker([Queue("q", connection=connection)], connection=connection).work(burst=True)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def rq_worker(redis_url: str, queue: str) -> subprocess.Popen:
+    command = [RQ, "worker", "-w", "job_queue.JobWorker", "--url", redis_url, queue]
+    return subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def started(job: Job) -> bool:
+    return job.get_status(refresh=True) == JobStatus.STARTED
+
+
+def test_rq_worker_finishes_the_job_in_hand_on_sigterm(redis_url, connection):
+    job = Queue("q", connection=connection).enqueue(SLEEPS, {"seconds": 2})
+    worker = rq_worker(redis_url, "q")
+    try:
+        wait_until(lambda: started(job), what="job started")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.stderr.read()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert Worker.all(connection=connection) == []
+
+
+def test_rq_worker_stops_at_once_on_a_second_signal(redis_url, connection):
+    job = Queue("q", connection=connection).enqueue(SLEEPS, {"seconds": 60})
+    worker = rq_worker(redis_url, "q")
+    try:
+        wait_until(lambda: started(job), what="job started")
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # RQ ignores a second signal within a second of the first
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    finally:
+        worker.kill()
+        worker.wait()
+    # As RQ's SimpleWorker: the SystemExit of the cold stop fails the job it cuts short.
+    assert job.get_status(refresh=True) == JobStatus.FAILED
