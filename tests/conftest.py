@@ -71,3 +71,16 @@ def start_script() -> Iterator[Callable[..., Script]]:
     yield start
     for script in scripts:
         script.close()
+
+
+# Fixtures that start processes of the test's own: a test that uses one is `slow`.
+PROCESS_FIXTURES = {"start_script", "make_redis_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that starts processes (a script, an app, a server): the
+    fast loop, `-m "not slow and not browser and not bench"`, keeps the tests that run
+    in this process against the session's Redis."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

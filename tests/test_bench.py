@@ -6,7 +6,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.redis_server import PROJECT
+
+pytestmark = pytest.mark.bench  # npm, wrk, a small run of the benchmark
 
 WORKLOADS = [
     "enqueue, one after another",
@@ -25,7 +29,7 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     out = tmp_path / "figures.json"
     command = [sys.executable, "bench/run.py", "--jobs", "100", "--runs", "1", "--seconds", "1"]
     result = subprocess.run(
-        [*command, "--out", str(out)], cwd=PROJECT, capture_output=True, text=True, timeout=900
+        [*command, "--out", str(out)], cwd=PROJECT, capture_output=True, text=True, timeout=280
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())

@@ -182,6 +182,7 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
 
 
+@pytest.mark.browser
 def test_a_browser_shows_the_queues_their_counts_and_a_job_s_progress(
     redis_url, start_script, dashboard, tmp_path
 ):

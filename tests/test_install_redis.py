@@ -20,6 +20,8 @@ import redis
 from tests.redis_server import PROJECT, free_port
 from tests.scripts import wait_until
 
+pytestmark = pytest.mark.slow  # it builds, starts and kills servers with the script
+
 INSTALL = PROJECT / "install_redis.sh"
 DUMP = PROJECT / "dump.rdb"
 Run = Callable[..., subprocess.CompletedProcess]

@@ -19,6 +19,8 @@ from job_queue import JobCreator
 from tests.redis_server import free_port
 from tests.scripts import PROJECT, run_script, wait_until
 
+pytestmark = pytest.mark.slow  # every test runs the scripts as processes
+
 JOBS_7 = [  # phone numbers of 7_job_creator.py, in its order
     "4153518780",
     "4153518781",

@@ -8,6 +8,8 @@ import pytest
 from tests.redis_server import free_port
 from tests.scripts import run_script
 
+pytestmark = pytest.mark.slow  # every test runs the scripts as processes
+
 CONNECTED = "Redis client connected to the server"
 SCHOOLS = (
     "{'Portland': '50', 'Seattle': '80', 'New York': '20', "
