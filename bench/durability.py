@@ -24,7 +24,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.redis_server import RedisServer, find_redis_server
+from harness.redis_server import RedisServer, find_redis_server
 
 WRITES_PER_ROUND = 300
 

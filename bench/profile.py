@@ -28,8 +28,8 @@ from werkzeug.test import EnvironBuilder
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.jobs import JOB_FUNCTION, job_data
+from harness.redis_server import RedisServer, find_redis_server
 from job_queue import ON_FAILURE, ON_SUCCESS, JobCreator, JobWorker
-from tests.redis_server import RedisServer, find_redis_server
 from web_app import redis_get
 
 JOBS = 3000

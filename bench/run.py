@@ -41,8 +41,8 @@ from bench.processes import (
     serve_command,
     wait_for,
 )
-from tests.http_client import accepts_connections
-from tests.redis_server import RedisServer, find_redis_server, free_port
+from harness.net import accepts_connections, free_port
+from harness.redis_server import RedisServer, find_redis_server
 
 SECTIONS = "jobs,memory,http,writes,redis"
 ROUTES = [("9_stock", "/list_products/1"), ("100_seat", "/available_seats")]

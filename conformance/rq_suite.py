@@ -252,7 +252,7 @@ def _tmp(node: ast.AST) -> list[str]:
 
 def find_redis_server() -> str | None:
     """REDIS_SERVER if set (a path), else the server install_redis.sh built, else one on
-    PATH (as tests/redis_server.py)."""
+    PATH (as harness/redis_server.py)."""
     if chosen := os.environ.get("REDIS_SERVER"):
         return chosen if Path(chosen).is_file() else None
     built = PROJECT / ".redis" / "bin" / "redis-server"

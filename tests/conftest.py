@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.redis_server import NO_SERVER, RedisServer, find_redis_server
+from harness.redis_server import NO_SERVER, RedisServer, find_redis_server
 from tests.scripts import Script
 
 

@@ -2,13 +2,13 @@
 
 import contextlib
 import http.client
-import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.redis_server import PROJECT, free_port
+from harness.net import accepts_connections, free_port
+from harness.redis_server import PROJECT
 from tests.scripts import Script, wait_until
 
 SERVE = PROJECT / "serve.sh"
@@ -37,14 +37,6 @@ def request(port: int, path: str, method: str = "GET") -> Reply:
 def get(port: int, path: str) -> bytes:
     """The body of a GET, as `curl localhost:<port><path>` prints it."""
     return request(port, path).body
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def start_app(start_script: Callable[..., Script], name: str, redis_url: str) -> tuple[Script, int]:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.redis_server import PROJECT
+from harness.redis_server import PROJECT
 
 pytestmark = pytest.mark.bench  # npm, wrk, a small run of the benchmark
 

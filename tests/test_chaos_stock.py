@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.redis_server import RedisServer
 from tests.http_client import get, request, start_app, start_served, worker_pids
-from tests.redis_server import RedisServer
 from tests.scripts import Script, wait_until
 
 STOCK = 10  # product 2's initial quantity

@@ -14,9 +14,10 @@ from playwright.sync_api import sync_playwright
 from rq import Queue
 from rq.job import Job
 
+from harness.net import free_port
+from harness.redis_server import PROJECT
 from job_queue import JobCreator, JobWorker
 from tests.http_client import get, request, start_app, wait_for
-from tests.redis_server import PROJECT, free_port
 from tests.scripts import run_script
 
 USER, PASSWORD = "ops", "s3cret-enough"
@@ -112,6 +113,7 @@ def test_it_listens_on_127_0_0_1_by_default(redis_url, start_script):
     assert request(port, "/").status == 200  # on loopback, without credentials too
 
 
+@pytest.mark.slow  # runs the script
 def test_elsewhere_it_will_not_listen_without_credentials(redis_url):
     result = run_script("dashboard.py", redis_url, DASHBOARD_HOST="0.0.0.0")
     assert result.returncode == 1

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.redis_server import PROJECT, free_port
+from harness.net import free_port
+from harness.redis_server import PROJECT
 from tests.scripts import wait_until
 
 pytestmark = pytest.mark.slow  # it builds, starts and kills servers with the script
@@ -125,6 +126,12 @@ def started_pid(result: subprocess.CompletedProcess) -> int:
     return int(re.search(r"\(pid (\d+)\)", result.stdout).group(1))
 
 
+def setting(name: str) -> str:
+    """A setting's value as redis.conf writes it."""
+    lines = (PROJECT / "redis.conf").read_text().splitlines()
+    return next(line.split(None, 1)[1] for line in lines if line.startswith(f"{name} "))
+
+
 def answers(port: int) -> bool:
     try:
         with client(port) as redis_client:
@@ -141,8 +148,8 @@ def test_the_first_start_loads_the_dump_with_the_append_only_file_on(install_red
     with client(port) as redis_client:
         assert redis_client.get("Holberton") == "School"
         assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
-        assert redis_client.config_get("appendfsync") == {"appendfsync": "everysec"}
-        assert redis_client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        for name in ("appendfsync", "maxmemory-policy", "save"):  # redis.conf's, as written
+            assert redis_client.config_get(name) == {name: setting(name)}
         assert redis_client.info("persistence")["aof_rewrite_in_progress"] == 0
     run_dir = PROJECT / ".redis" / "run" / str(port)
     assert (run_dir / "appendonlydir" / "appendonly.aof.manifest").is_file()

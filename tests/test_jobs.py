@@ -15,8 +15,8 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 import job_queue
+from harness.net import free_port
 from job_queue import JobCreator
-from tests.redis_server import free_port
 from tests.scripts import PROJECT, run_script, wait_until
 
 pytestmark = pytest.mark.slow  # every test runs the scripts as processes

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.redis_server import free_port
+from harness.net import free_port
 from tests.scripts import run_script
 
 pytestmark = pytest.mark.slow  # every test runs the scripts as processes

@@ -13,10 +13,10 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
+from harness.net import free_port
 from job_queue import JobWorker
 from rq_bookkeeping import JobSteps
 from tests.http_client import get, request, start_app, start_with_server
-from tests.redis_server import free_port
 from tests.scripts import run_script, wait_until
 from tests.test_jobs import rq_cli
 
@@ -288,6 +288,7 @@ def test_a_redis_outage_gives_503_and_the_app_serves_again(make_redis_server, st
     assert "Traceback" not in app.stderr()
 
 
+@pytest.mark.slow  # runs the script
 def test_without_redis_at_launch_it_says_so_in_one_line():
     port = free_port()
     result = run_script("100_seat.py", f"redis://127.0.0.1:{port}/0", PORT=str(free_port()))

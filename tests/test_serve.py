@@ -6,8 +6,11 @@ import subprocess
 
 import pytest
 
+from harness.net import free_port
+from harness.redis_server import PROJECT
 from tests.http_client import SERVE, get, start_served, worker_pids
-from tests.redis_server import PROJECT, free_port
+
+pytestmark = pytest.mark.slow  # every test runs ./serve.sh
 
 USAGE = "usage: ./serve.sh 9_stock|100_seat   (environment: PORT, HOST, WORKERS, REDIS_URL)\n"
 

@@ -1,16 +1,17 @@
-"""Real redis-server processes for the tests, started from the project's redis.conf: on
-127.0.0.1, a free port, a temp folder."""
+"""Real redis-server processes for the tests and the bench, started from the project's
+redis.conf: on 127.0.0.1, a free port, a folder of their own."""
 
 import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from harness.net import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 REDIS_CONF = PROJECT / "redis.conf"
@@ -27,12 +28,6 @@ def find_redis_server() -> str | None:
         return chosen if Path(chosen).is_file() else None
     built = PROJECT / ".redis" / "bin" / "redis-server"
     return str(built) if built.exists() else shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

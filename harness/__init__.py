@@ -1,0 +1,1 @@
+"""What the tests, the bench and the conformance run share: real servers and ports."""
