@@ -699,10 +699,13 @@ class JobWorker(SimpleWorker):
     ) -> tuple[str, Claimed | None]:
         kind, claimed = steps.step(outcome, queue, job_id)
         if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
+            job = outcome.job
             origin = self.queue_class(
-                outcome.job.origin, connection=self.connection, serializer=self.serializer
+                job.origin, connection=self.connection, serializer=self.serializer
             )
-            origin.enqueue_dependents(outcome.job)
+            origin.enqueue_dependents(job)
+            if outcome.ttl == 0 and (outcome.finished or outcome.recorded):
+                job.cleanup(0, remove_from_queue=not outcome.finished)  # kept for 0 s: RQ's
         return kind, claimed
 
     def _taken(self, claimed: Claimed, queue: Queue) -> None:

@@ -158,6 +158,16 @@ if outcome ~= '' then
     redis.call('EXPIRE', job .. ':dependents', ttl)
     redis.call('EXPIRE', 'rq:job::' .. ended_id .. ':dependencies', ttl)
   end
+  -- Kept for 0 seconds (result_ttl=0, failure_ttl=0): RQ deletes the job at once
+  -- (Job.cleanup(0) -> Job.delete), its result and executions with it; a failed one stays
+  -- named in the failed registry. One that has dependents is deleted once they are moved
+  -- on (JobWorker._step), as RQ does.
+  local dependents = redis.call('SCARD', job .. ':dependents')
+  if recorded and ttl == 0 and dependents == 0 then
+    redis.call('DEL', job, job .. ':dependents', 'rq:job::' .. ended_id .. ':dependencies',
+      result, 'rq:executions:' .. ended_id)
+    if outcome == 'finished' then redis.call('ZREM', 'rq:finished:' .. ended_origin, ended_id) end
+  end
   if event == 'completed' then
     redis.call('XADD', ended_events, 'MAXLEN', '~', events_kept, '*',
       'job', ended_id, 'event', 'completed')
@@ -165,7 +175,7 @@ if outcome ~= '' then
     redis.call('XADD', ended_events, 'MAXLEN', '~', events_kept, '*',
       'job', ended_id, 'event', 'failed', 'error', error)
   end
-  if redis.call('SCARD', job .. ':dependents') > 0 then return {'dependents'} end
+  if dependents > 0 then return {'dependents'} end
 end
 
 -- 2. Take the next job: the one named, or the next on the queue.
@@ -185,7 +195,7 @@ end
 job = 'rq:job:' .. id
 local f = redis.call('HMGET', job, 'status', 'dependency_ids', 'retries_left', 'repeats_left',
   'rate_limit_key', 'group_id', 'webhooks', 'success_callback_name', 'failure_callback_name',
-  'stopped_callback_name', 'result_ttl', 'failure_ttl', 'timeout')
+  'stopped_callback_name', 'timeout')
 if not f[1] then
   redis.call('LREM', intermediate, 1, id)  -- deleted meanwhile: RQ skips it too
   return {'gone'}
@@ -194,12 +204,12 @@ local covered = f[1] == 'queued' and not f[2] and not f[3] and not f[4]
   and (f[5] or '') == '' and (f[6] or '') == '' and not f[7]
   and (f[8] == '' or f[8] == success_callback)
   and (f[9] == '' or f[9] == failure_callback) and (f[10] or '') == ''
-  and f[11] ~= '0' and f[12] ~= '0' and redis.call('SCARD', job .. ':dependents') == 0
+  and redis.call('SCARD', job .. ':dependents') == 0
 if not covered then return {'rq', id, redis.call('HGETALL', job)} end
 
 -- A job without a timeout (-1) gets RQ's SimpleWorker's TTL; the worker's heartbeat
 -- thread renews it while the job runs (job_queue.JobWorker).
-local timeout = tonumber(f[13] or default_timeout)
+local timeout = tonumber(f[11] or default_timeout)
 local ttl = timeout == -1 and tonumber(no_timeout_ttl) or timeout + tonumber(heartbeat_margin)
 run = id .. ':' .. execution
 redis.call('HSET', 'rq:execution:' .. run, 'id', execution, 'job_id', id,

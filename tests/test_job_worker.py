@@ -140,6 +140,20 @@ def test_a_job_rq_runs_for_a_worker_of_several_queues_is_not_left_in_between(con
     assert connection.llen(queues[0].intermediate_queue_key) == 0
 
 
+@pytest.mark.parametrize("worker_class", [SimpleWorker, JobWorker])
+def test_a_job_kept_for_0_seconds_goes_once_its_dependents_are_queued(connection, worker_class):
+    """A dependent queued while the job runs (the step could not see it coming) is
+    queued once the job ends, then the job is deleted: RQ's order (SimpleWorker: the
+    reference)."""
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue("tests.worker_jobs.gets_a_dependent", {}, result_ttl=0)
+    worker = worker_class([queue], connection=connection)
+    worker.work(burst=True, max_jobs=1, logging_level="WARNING")
+    (dependent_id,) = queue.get_job_ids()
+    assert not Job.exists(job.id, connection=connection)
+    assert Job.fetch(dependent_id, connection=connection).get_status() == JobStatus.QUEUED
+
+
 # ------------------------------------------------------------------ a job's heartbeat
 
 

@@ -7,7 +7,16 @@ import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 
-from job_queue import EVENTS_KEPT, ON_FAILURE, ON_SUCCESS, JobCreator, JobWorker, events_key
+from job_queue import (
+    EVENTS_KEPT,
+    IDS_KEY,
+    JOB_TIMEOUT_SECONDS,
+    ON_FAILURE,
+    ON_SUCCESS,
+    JobWorker,
+    events_key,
+)
+from rq_bookkeeping import enqueue, new_job
 from tests import bookkeeping_jobs
 from tests.redis_state import snapshot
 
@@ -22,7 +31,9 @@ WORKER_FIELDS_BY_NATURE = {
 }
 
 
-def run_through_rq(connection: redis.Redis, func: str, job_id: str, **worker_options) -> str:
+def run_through_rq(
+    connection: redis.Redis, func: str, job_id: str, job_options: dict, worker_options: dict
+) -> str:
     """RQ's own way: enqueue, then a stock SimpleWorker in burst mode."""
     queue = Queue("compare", connection=connection)
     queue.enqueue(
@@ -32,6 +43,7 @@ def run_through_rq(connection: redis.Redis, func: str, job_id: str, **worker_opt
         job_timeout=30,
         on_success=ON_SUCCESS,
         on_failure=ON_FAILURE,
+        **job_options,
     )
     connection.xadd(events_key("compare"), {"job": job_id, "event": "created"}, maxlen=EVENTS_KEPT)
     worker = SimpleWorker([queue], connection=connection, **worker_options)
@@ -39,9 +51,14 @@ def run_through_rq(connection: redis.Redis, func: str, job_id: str, **worker_opt
     return worker.name
 
 
-def run_through_job_queue(connection: redis.Redis, func: str, **worker_options) -> tuple[str, str]:
+def run_through_job_queue(
+    connection: redis.Redis, func: str, job_options: dict, worker_options: dict
+) -> tuple[str, str]:
+    """job_queue's way: JobCreator's jobs (with `job_options` too), a JobWorker."""
     queue = Queue("compare", connection=connection)
-    job = JobCreator(queue).create(func, JOB_DATA)
+    callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
+    job = new_job(queue, func, JOB_DATA, JOB_TIMEOUT_SECONDS, **callbacks, **job_options)
+    enqueue(queue, [job], IDS_KEY, events_key(queue.name), EVENTS_KEPT)  # as JobCreator
     worker = JobWorker([queue], connection=connection, **worker_options)
     worker.work(burst=True, logging_level="WARNING")
     return job.id, worker.name
@@ -60,27 +77,34 @@ def two_databases(redis_server):
 
 
 @pytest.mark.parametrize(
-    ("func", "worker_options"),
+    ("func", "job_options", "worker_options"),
     [
-        ("tests.bookkeeping_jobs.returns_nothing", {}),
-        ("tests.bookkeeping_jobs.returns_a_value", {}),
-        ("tests.bookkeeping_jobs.raises", {}),
+        ("tests.bookkeeping_jobs.returns_nothing", {}, {}),
+        ("tests.bookkeeping_jobs.returns_a_value", {}, {}),
+        ("tests.bookkeeping_jobs.raises", {}, {}),
         # RQ then records no failure: no failed registry entry, no result.
-        ("tests.bookkeeping_jobs.raises", {"disable_default_exception_handler": True}),
+        ("tests.bookkeeping_jobs.raises", {}, {"disable_default_exception_handler": True}),
+        # Kept for 0 seconds: deleted as it ends.
+        ("tests.bookkeeping_jobs.returns_a_value", {"result_ttl": 0}, {}),
+        ("tests.bookkeeping_jobs.raises", {"failure_ttl": 0}, {}),
+        # Kept for a while, or for ever.
+        ("tests.bookkeeping_jobs.returns_a_value", {"result_ttl": -1}, {}),
+        ("tests.bookkeeping_jobs.raises", {"failure_ttl": 60}, {}),
     ],
 )
-def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func, worker_options):
+def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func, job_options, worker_options):
     ours, theirs = two_databases
-    job_id, our_worker = run_through_job_queue(ours, func, **worker_options)
+    job_id, our_worker = run_through_job_queue(ours, func, job_options, worker_options)
     ours_while_running = bookkeeping_jobs.states.pop()
     theirs.set("job_queue:ids", job_id)  # the counter only job_queue keeps
-    their_worker = run_through_rq(theirs, func, job_id, **worker_options)
+    their_worker = run_through_rq(theirs, func, job_id, job_options, worker_options)
     theirs_while_running = bookkeeping_jobs.states.pop()
 
     assert without_worker_facts(ours_while_running) == without_worker_facts(theirs_while_running)
     our_state, their_state = snapshot(ours, our_worker), snapshot(theirs, their_worker)
     assert without_worker_facts(our_state) == without_worker_facts(their_state)
-    assert Job.fetch(job_id, connection=ours).get_status() in ("finished", "failed")
+    if job_options.get("result_ttl", job_options.get("failure_ttl")) != 0:
+        assert Job.fetch(job_id, connection=ours).get_status() in ("finished", "failed")
 
 
 def without_worker_facts(state: dict) -> dict:

@@ -3,7 +3,7 @@ besides returning or raising an Exception, and one that reports its own heartbea
 
 import time
 
-from rq import Retry, get_current_job
+from rq import Queue, Retry, get_current_job
 
 
 def returns(data: dict) -> str:
@@ -47,3 +47,10 @@ def fails(data: dict) -> None:
 
 def heard_of_success(job, connection, result) -> None:
     """An on_success callback of the user's own: RQ's code runs the job."""
+
+
+def gets_a_dependent(data: dict) -> str:
+    """Queues a job that depends on this one, while this one runs; returns its id."""
+    job = get_current_job()
+    queue = Queue(job.origin, connection=job.connection)
+    return queue.enqueue("tests.worker_jobs.returns", {}, depends_on=job.id).id
