@@ -201,7 +201,8 @@ class SeatWatcher:
     def __init__(self, url: str) -> None:
         self.lowest = 50
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, args=(url,))
+        # A daemon: a test that fails before stop() must not keep pytest from exiting.
+        self._thread = threading.Thread(target=self._watch, args=(url,), daemon=True)
         self._thread.start()
 
     def _watch(self, url: str) -> None:
