@@ -42,9 +42,10 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import format_exc_info
 from rq.logutils import blue, green
 from rq.registry import StartedJobRegistry
+from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now
-from rq.worker import DequeueStrategy, WorkerStatus
+from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 import rq_compat
@@ -529,6 +530,11 @@ class JobWorker(SimpleWorker):
     HEARTBEAT_MARGIN_SECONDS = 10
     # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
     WAIT_SECONDS = 1
+    # RQ's: a worker that loses Redis between jobs waits for it in place, trying again
+    # after 1 s, 2 s, 4 s... up to a minute. _WorkerLoop's workers leave work() instead
+    # (False), and it starts a new worker once Redis is back, registered afresh: a Redis
+    # restarted without its data has lost the old one's registration.
+    waits_for_redis_in_place = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
@@ -559,10 +565,12 @@ class JobWorker(SimpleWorker):
         its own), what RQ's request_stop does besides: the date is kept, and another
         signal more than a second later stops at once (RQ's request_force_stop)."""
         self.stop_requested = True
-        rq_compat.mark_stop_requested(self)  # also ends a wait in `rq suspend`
+        busy = self._in_hand is not None
+        if busy:  # RQ's flag, which RQ sets only then (_shutdown)
+            rq_compat.mark_stop_requested(self)
         if signum:
             rq_compat.set_shutdown_requested(self, now())
-            self._stop_date_unsaved = self._in_hand is not None  # RQ saves it when busy
+            self._stop_date_unsaved = busy  # RQ saves it when busy
             signal.signal(signal.SIGINT, self.request_force_stop)
             signal.signal(signal.SIGTERM, self.request_force_stop)
             self.handle_warm_shutdown_request()
@@ -590,6 +598,8 @@ class JobWorker(SimpleWorker):
         outcome: Outcome | None = None
         completed = 0
         idle_since = time.monotonic()
+        waiting = True  # between jobs, where RQ's worker waits for a lost Redis in place
+        reconnect_wait = 1.0
         try:
             while True:
                 try:
@@ -616,7 +626,10 @@ class JobWorker(SimpleWorker):
                             )
                             break
                         continue
+                    reconnect_wait = 1.0
+                    waiting = False
                     outcome = self._run(claimed, queue)
+                    waiting = True
                     completed += 1
                     idle_since = time.monotonic()
                     if max_jobs is not None and completed >= max_jobs:
@@ -624,18 +637,38 @@ class JobWorker(SimpleWorker):
                             "Worker %s: finished executing %d jobs, quitting", self.name, completed
                         )
                         break
-                # RQ's loop's rules, but for a lost connection (below).
-                except redis.exceptions.TimeoutError:
-                    self.log.error("Worker %s: Redis connection timeout, quitting...", self.name)
+                # RQ's loop's rules, and its dequeue's for a Redis lost between jobs.
+                except UNREACHABLE as error:
+                    if not self.waits_for_redis_in_place:
+                        raise  # for the caller to start anew (_WorkerLoop)
+                    if waiting and not self.stop_requested:
+                        self.log.error(
+                            "Worker %s: could not connect to Redis instance: %s retrying in %d "
+                            "seconds...",
+                            self.name,
+                            error,
+                            reconnect_wait,
+                        )
+                        self._back_off(reconnect_wait)
+                        reconnect_wait = min(
+                            reconnect_wait * self.exponential_backoff_factor,
+                            self.max_connection_wait_time,
+                        )
+                        continue
+                    if isinstance(error, redis.exceptions.TimeoutError):
+                        self.log.error(
+                            "Worker %s: Redis connection timeout, quitting...", self.name
+                        )
+                    else:
+                        self.log.error(
+                            "Worker %s: found an unhandled exception, quitting...",
+                            self.name,
+                            exc_info=True,
+                        )
                     break
                 except StopRequested:  # `rq suspend` in burst mode
                     break
                 except SystemExit:  # a cold stop
-                    raise
-                except redis.exceptions.ConnectionError:
-                    # Where RQ waits for Redis in place, a JobWorker stops and says why: its
-                    # caller (_WorkerLoop) starts a new one once Redis is back, registered
-                    # afresh (a Redis restarted without its data has lost this one).
                     raise
                 except BaseException:
                     self.log.error(
@@ -668,10 +701,20 @@ class JobWorker(SimpleWorker):
             return
         unset = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
         current = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-        if any(handler not in unset for handler in current.values()):
+        # An RQ worker that ran before in this process left its handlers: not the process's.
+        if any(
+            handler not in unset and not isinstance(getattr(handler, "__self__", None), BaseWorker)
+            for handler in current.values()
+        ):
             return
         self._signals_to_restore = current
         rq_compat.install_signal_handlers(self)
+
+    def _back_off(self, seconds: float) -> None:
+        """Sleep, unless asked to stop meanwhile."""
+        end = time.monotonic() + seconds
+        while not self.stop_requested and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     def _restore_signal_handlers(self) -> None:
         for number, handler in self._signals_to_restore.items():
@@ -756,14 +799,50 @@ class JobWorker(SimpleWorker):
             heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
             no_timeout_ttl=DEFAULT_WORKER_TTL,
             one_queue=len(self.queues) == 1,
+            fast_path=self._may_take_fast_path(),
             events_kept=EVENTS_KEPT,
             events_key=events_key,
             success_callback=ON_SUCCESS.name,
             failure_callback=ON_FAILURE.name,
         )
 
+    def _may_take_fast_path(self) -> bool:
+        """Whether RQ's per-job hooks are JobWorker's own. The step does their work for
+        the jobs it covers: a subclass or a test that changes one of them (on the class
+        or the worker) expects RQ's code to run them, so then every job goes through it."""
+        return all(
+            name not in vars(self) and getattr(type(self), name) is _OWN_HOOKS[name]
+            for name in _RQ_HOOKS
+        )
+
     def _housekeeping_due(self) -> bool:
         return time.monotonic() - self._last_housekeeping >= 1
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's wait while `rq suspend` holds the workers, which a stop request also
+        ends: RQ's signal handler raises StopRequested out of it when the worker is
+        idle; a JobWorker's request_stop only sets a flag."""
+        before_state = None
+        notified = False
+        while not self._stop_seen() and is_suspended(self.connection, self):
+            if burst:
+                self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
+                self.log.info(
+                    "Worker %s: note: there could still be unfinished jobs on the queue",
+                    self.name,
+                )
+                raise StopRequested
+            if not notified:
+                self.log.info("Worker %s: suspended, run `rq resume` to resume", self.name)
+                before_state = self.get_state()
+                self.set_state(WorkerStatus.SUSPENDED)
+                notified = True
+            time.sleep(1)
+        if before_state:
+            self.set_state(before_state)
+
+    def _stop_seen(self) -> bool:
+        return self.stop_requested or rq_compat.stop_requested(self)
 
     def _keep_house(self, burst: bool) -> None:
         """About once a second: RQ's heartbeat, `rq suspend`, and its maintenance."""
@@ -877,6 +956,25 @@ class JobWorker(SimpleWorker):
                 )
 
 
+# RQ's methods that run a job and write its bookkeeping, which the step does instead for
+# a job it covers (rq/worker/base.py, worker_classes.py).
+_RQ_HOOKS = (
+    "execute_job",
+    "prepare_execution",
+    "perform_job",
+    "prepare_job_execution",
+    "handle_execution_ended",
+    "handle_job_success",
+    "handle_job_failure",
+    "cleanup_execution",
+    "increment_successful_job_count",
+    "increment_failed_job_count",
+    "increment_total_working_time",
+    "get_heartbeat_ttl",
+)
+_OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
+
+
 class _ColdStop(SystemExit):
     """A processor's second Ctrl-C: the worker process ends at once, and its job is left
     to be found abandoned (not failed as a job that raised SystemExit)."""
@@ -967,6 +1065,7 @@ class _WorkerLoop:
             self._unregister_the_stopped()
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
             self.worker.log = _WORKER_LOG
+            self.worker.waits_for_redis_in_place = False
             if not self.stopping.is_set():
                 self.worker.work(logging_level="WARNING")
         except UNREACHABLE as error:

@@ -47,8 +47,9 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
         "JobWorker replaces work(); reorder_queues() reads the strategy from here",
     ),
     "BaseWorker._stop_requested": (
-        "rq/worker/base.py: a bool attribute; check_for_suspension() waits while it is False",
-        "a JobWorker asked to stop while `rq suspend` holds it must leave that wait",
+        "rq/worker/base.py: a bool attribute, set by _shutdown() when a stop is requested "
+        "while a job runs; check_for_suspension() waits while it is False",
+        "JobWorker sets it as RQ does (a stop while busy) and ends its suspension wait on it",
     ),
     "BaseWorker._state": (
         "rq/worker/base.py: the worker's state in memory; get_state() returns it, set_state() "
@@ -95,6 +96,10 @@ def set_dequeue_strategy(worker: BaseWorker, strategy: DequeueStrategy | str) ->
 
 def mark_stop_requested(worker: BaseWorker) -> None:
     worker._stop_requested = True
+
+
+def stop_requested(worker: BaseWorker) -> bool:
+    return worker._stop_requested
 
 
 def set_state_in_memory(worker: BaseWorker, state: str) -> None:

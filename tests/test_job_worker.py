@@ -7,9 +7,12 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
+from unittest import mock
 
 import pytest
 import redis
@@ -17,8 +20,11 @@ from rq import Callback, Queue, SimpleWorker, Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
+from rq.suspension import resume, suspend
+from rq.worker import WorkerStatus
 
-from job_queue import JobWorker
+import rq_compat
+from job_queue import JobWorker, _ThreadJobWorker
 from rq_bookkeeping import renew_heartbeat
 from tests.scripts import PROJECT, wait_until
 
@@ -189,21 +195,59 @@ def test_the_heartbeat_ttl_of_rq_s_path_is_simple_worker_s_for_no_timeout(connec
         (RuntimeError, "found an unhandled exception, quitting..."),
     ],
 )
-def test_an_error_in_the_loop_ends_work_as_in_rq(connection, monkeypatch, caplog, error, line):
+def test_an_error_while_a_job_runs_ends_work_as_in_rq(connection, caplog, error, line):
     queue = Queue("q", connection=connection)
+    queue.enqueue(RETURNS, {})
     worker = JobWorker([queue], connection=connection)
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(error))
+    worker.execute_job = mock.Mock(side_effect=error)  # RQ's code runs the job: it raises
     assert worker.work(burst=True) is False
+    assert worker.execute_job.call_count == 1
     assert any(line in record.getMessage() for record in caplog.records)
     assert Worker.all(connection=connection) == []  # it said goodbye
 
 
-def test_a_lost_connection_ends_work_for_its_caller_to_start_anew(connection, monkeypatch):
+@pytest.mark.parametrize("error", [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+def test_a_redis_lost_between_jobs_is_waited_for_in_place_as_in_rq(connection, caplog, error):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.heartbeat = mock.Mock(side_effect=[error("lost"), None, None, None])
+    assert worker.work(burst=True) is True
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not connect to Redis instance: lost" in m for m in messages)
+
+
+def test_the_project_s_workers_leave_work_when_redis_is_lost(connection):
+    """_WorkerLoop starts a new one once Redis is back, registered afresh."""
     worker = JobWorker([Queue("q", connection=connection)], connection=connection)
-    lost = redis.exceptions.ConnectionError("lost")
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(lost))
+    worker.waits_for_redis_in_place = False
+    worker.heartbeat = mock.Mock(side_effect=redis.exceptions.ConnectionError("lost"))
     with pytest.raises(redis.exceptions.ConnectionError):
         worker.work(burst=True)
+
+
+class OwnSuccess(JobWorker):
+    succeeded: ClassVar[list[str]] = []
+
+    def handle_job_success(self, job, queue, started_job_registry, execution):
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        self.succeeded.append(job.id)
+
+
+def test_a_worker_whose_rq_hooks_are_changed_runs_every_job_through_rq_s_code(connection):
+    queue = Queue("q", connection=connection)
+    jobs = [queue.enqueue(RETURNS, {}) for _ in range(2)]
+    OwnSuccess([queue], connection=connection).work(burst=True)
+    assert OwnSuccess.succeeded == [job.id for job in jobs]
+    assert statuses(jobs) == ["finished", "finished"]
+
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.execute_job = mock.Mock()  # a job taken and never run
+    worker.work(burst=True)
+    assert worker.execute_job.call_args.args[0].id == job.id
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
 
 
 def test_a_failed_job_is_logged_as_rq_logs_it(connection, caplog):
@@ -243,6 +287,21 @@ def test_work_puts_the_signal_handlers_back(connection):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     JobWorker([Queue("q", connection=connection)], connection=connection).work(burst=True)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_stop_request_ends_the_wait_of_a_suspended_worker(connection):
+    worker = _ThreadJobWorker([Queue("q", connection=connection)], connection=connection)
+    suspend(connection)  # `rq suspend`
+    try:
+        thread = threading.Thread(target=worker.work, daemon=True)
+        thread.start()
+        wait_until(lambda: worker.get_state() == WorkerStatus.SUSPENDED, what="suspended")
+        worker.request_stop()
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        resume(connection)
+    assert not rq_compat.stop_requested(worker)  # as RQ: a stop while idle sets no flag
 
 
 def rq_worker(redis_url: str, queue: str) -> subprocess.Popen:

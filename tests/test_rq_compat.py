@@ -76,7 +76,9 @@ def test_each_accessor_does_what_rq_expects(worker, redis_url):
     rq_compat.set_state_in_memory(worker, WorkerStatus.BUSY)
     assert worker.get_state() == WorkerStatus.BUSY
 
+    assert not rq_compat.stop_requested(worker)
     rq_compat.mark_stop_requested(worker)
+    assert rq_compat.stop_requested(worker)
     worker.connection.set("rq:suspended", 1)  # `rq suspend`: a stop ends the wait at once
     worker.check_for_suspension(burst=False)
 
