@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -38,15 +39,28 @@ class RedisServer:
     of redis.conf, so the data outlive a stop, and a `kill()`, to the next start. With
     `persist=False`, nothing is written to disk: a throwaway server, empty when started
     again.
+
+    `config` is the file it starts from (a file of its own that includes redis.conf, for
+    a server whose config Sentinel rewrites); `args` come last on its command line (e.g.
+    `--replicaof`), read at each start.
     """
 
     def __init__(
-        self, binary: str, directory: Path, port: int | None = None, persist: bool = True
+        self,
+        binary: str,
+        directory: Path,
+        port: int | None = None,
+        persist: bool = True,
+        *,
+        config: Path = REDIS_CONF,
+        args: Sequence[str] = (),
     ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
+        self.config = config
+        self.args = list(args)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -69,7 +83,7 @@ class RedisServer:
     def start(self, timeout: float = 10) -> "RedisServer":
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "redis.log"
-        command = [self.binary, str(REDIS_CONF), "--port", str(self.port)]
+        command = [self.binary, str(self.config), "--port", str(self.port)]
         command += ["--dir", str(self.directory), "--logfile", str(log)]
         # As install_redis.sh does: Redis 7.0 started with appendonly yes and no
         # append-only file yet would make an empty one and ignore a dump.rdb there.
@@ -78,6 +92,7 @@ class RedisServer:
             command += ["--appendonly", "no", "--save", ""]
         elif first_start:
             command += ["--appendonly", "no"]
+        command += self.args
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers():

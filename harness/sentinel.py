@@ -1,0 +1,286 @@
+"""A primary, its replica and three sentinels for the tests and the bench: real
+processes on 127.0.0.1 and free ports, the set-up of `./install_redis.sh --sentinel`
+with a quicker failover.
+
+The two data servers are `RedisServer`s started from a file of their own that includes
+the project's redis.conf: Sentinel sends CONFIG REWRITE to a server whose role it
+changes, and must never rewrite redis.conf. Each sentinel keeps its state in a
+sentinel.conf of its own, which Sentinel rewrites. Every process is started by Popen and
+ended by its PID.
+"""
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from harness.net import free_port
+from harness.redis_server import REDIS_CONF, RedisServer
+
+MASTER_NAME = "mymaster"
+SENTINEL_COUNT = 3
+QUORUM = 2  # two of the three sentinels must see the primary down before a failover
+# Quicker than install_redis.sh's 5000 ms, so that a test does not wait long for a
+# failover: the tests' servers hold little data, and never pause for a second.
+DOWN_AFTER_MS = 1000
+# A failover here takes well under a second; a failed one is tried again after twice this.
+FAILOVER_TIMEOUT_MS = 5000
+POLL = 0.05  # seconds between two looks at the servers while waiting on a condition
+
+
+def _wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout} s: {what}")
+        time.sleep(POLL)
+
+
+class SentinelServer:
+    """One sentinel (`redis-server sentinel.conf --sentinel`) watching `MASTER_NAME`.
+    Its sentinel.conf is written on its first start only: Sentinel keeps its state there
+    (its id, the primary now, the sentinels it met), so a restarted one remembers."""
+
+    def __init__(self, binary: str, directory: Path, primary_port: int) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.primary_port = primary_port
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "sentinel.conf"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not running"
+        return self.process.pid
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
+
+    def start(self, timeout: float = 10) -> "SentinelServer":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.config.exists():
+            self.config.write_text(
+                f"bind 127.0.0.1\nport {self.port}\ndir {self.directory}\n"
+                f"logfile {self.directory / 'sentinel.log'}\n"
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.primary_port} {QUORUM}\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+            )
+        command = [self.binary, str(self.config), "--sentinel"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.directory / "sentinel.log"
+                self.stop()
+                raise RuntimeError(f"the sentinel did not start on {self.port}: {log.read_text()}")
+            time.sleep(POLL)
+        return self
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(redis.ConnectionError), self.client() as client:
+            answering = client.info("server")["process_id"]
+            if answering != self.pid:
+                raise RuntimeError(f"port {self.port} is another server's (pid {answering})")
+            return True
+        return False
+
+    def named_primary(self) -> int | None:
+        """The port of the primary this sentinel names now; None if it does not answer."""
+        with contextlib.suppress(redis.ConnectionError), self.client() as client:
+            address = client.sentinel_get_master_addr_by_name(MASTER_NAME)
+            return int(address[1]) if address else None
+        return None
+
+    def knows(self, primary_port: int, replica_port: int) -> bool:
+        """Whether it holds the primary up on that port, the replica up, and has met the
+        other sentinels."""
+        with contextlib.suppress(redis.ConnectionError), self.client() as client:
+            master = client.info("sentinel").get("master0", {})
+            if master.get("status") != "ok" or master.get("sentinels") != SENTINEL_COUNT:
+                return False
+            if master.get("address") != f"127.0.0.1:{primary_port}":
+                return False
+            return any(
+                replica["port"] == replica_port
+                and replica["is_slave"]
+                and not (replica["is_sdown"] or replica["is_odown"] or replica["is_disconnected"])
+                for replica in client.sentinel_slaves(MASTER_NAME)
+            )
+        return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+class ReplicatedRedis:
+    """A primary, one replica and `SENTINEL_COUNT` sentinels, in folders of their own
+    under `directory`. `start()` returns once the replica is in sync and the sentinels
+    agree; `url` is the REDIS_URL that names the sentinels. `binary` is a redis-server
+    (the sentinels are the same binary with --sentinel)."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.servers: list[RedisServer] = []
+        for _ in range(2):
+            port = free_port()
+            folder = directory / f"redis-{port}"
+            self.servers.append(RedisServer(binary, folder, port, config=folder / "redis.conf"))
+        first_primary = self.servers[0].port
+        self.sentinels = [
+            SentinelServer(binary, directory / f"sentinel-{n}", first_primary)
+            for n in range(SENTINEL_COUNT)
+        ]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+
+    @property
+    def pids(self) -> list[int]:
+        """The PIDs of its processes that run now."""
+        members = [*self.servers, *self.sentinels]
+        return [member.process.pid for member in members if member.process is not None]
+
+    def start(self, timeout: float = 30) -> "ReplicatedRedis":
+        try:
+            primary, replica = self.servers
+            self._start_server(primary, primary.port)
+            self._start_server(replica, primary.port)
+            for sentinel in self.sentinels:
+                sentinel.start()
+            self.wait_settled(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_server(self, server: RedisServer, primary_port: int) -> None:
+        # Written afresh at each start (Sentinel may have rewritten it): the role comes
+        # from the command line, as the sentinels name the primary now.
+        server.directory.mkdir(parents=True, exist_ok=True)
+        server.config.write_text(f"include {REDIS_CONF}\n")
+        server.args = (
+            [] if server.port == primary_port else ["--replicaof", "127.0.0.1", str(primary_port)]
+        )
+        server.start()
+
+    def _server_on(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def _named_primary(self) -> int | None:
+        """The port all running sentinels name as the primary; None if they disagree."""
+        named = {s.named_primary() for s in self.sentinels if s.process is not None}
+        return named.pop() if len(named) == 1 else None
+
+    def primary(self) -> RedisServer:
+        """The server the sentinels name as the primary now."""
+        port = self._named_primary()
+        if port is None:
+            raise RuntimeError("the sentinels do not agree on a primary")
+        return self._server_on(port)
+
+    def replica(self) -> RedisServer:
+        """The server the sentinels do not name as the primary."""
+        primary = self.primary()
+        return next(server for server in self.servers if server is not primary)
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL to the primary, as a crash; the killed server."""
+        server = self.primary()
+        server.kill()
+        return server
+
+    def wait_for_failover(self, old_port: int, timeout: float = 30) -> RedisServer:
+        """Until the sentinels all name another primary than `old_port` and it answers
+        as a primary; that server."""
+
+        def failed_over() -> bool:
+            port = self._named_primary()
+            return port not in (None, old_port) and role(self._server_on(port)) == "master"
+
+        _wait_until(failed_over, timeout, f"a failover away from 127.0.0.1:{old_port}")
+        return self.primary()
+
+    def restart(self, server: RedisServer, timeout: float = 30) -> RedisServer:
+        """Stop `server` if it runs, and start it again in the role the sentinels give it:
+        a replica of the primary they name (an old primary rejoins as a replica, never as
+        a second primary), or the primary if they still name it. Returns once settled."""
+        server.stop()
+        _wait_until(lambda: self._named_primary() is not None, timeout, "the sentinels to agree")
+        primary_port = self._named_primary()
+        assert primary_port is not None
+        self._start_server(server, primary_port)
+        self.wait_settled(timeout)
+        return server
+
+    def settled(self) -> bool:
+        """The replica in sync with the primary the sentinels all name, and each sentinel
+        holds both up and has met the others."""
+        port = self._named_primary()
+        if port is None:
+            return False
+        primary = self._server_on(port)
+        replica = next(server for server in self.servers if server is not primary)
+        if primary.process is None or replica.process is None:
+            return False
+        return in_sync(replica, primary.port) and all(
+            sentinel.knows(primary.port, replica.port) for sentinel in self.sentinels
+        )
+
+    def wait_settled(self, timeout: float = 30) -> None:
+        # The sentinels meet through hello messages every 2 s: a few seconds at most.
+        _wait_until(self.settled, timeout, "the replica in sync and the sentinels agreeing")
+
+    def stop(self) -> None:
+        """Every process, by PID, the sentinels first (so that none fails the primary
+        over meanwhile); safe to call after a failed start or test, and twice."""
+        errors = []
+        for member in [*self.sentinels, *self.servers]:
+            try:
+                member.stop()
+            except Exception as error:  # stop the others all the same
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+
+def role(server: RedisServer) -> str | None:
+    """ "master" or "slave", as the server answers ROLE; None if it does not answer."""
+    if server.process is None:
+        return None
+    with contextlib.suppress(redis.ConnectionError), server.client() as client:
+        return client.role()[0]
+    return None
+
+
+def in_sync(replica: RedisServer, primary_port: int) -> bool:
+    """A replica of that primary, its link up and no full sync under way."""
+    if replica.process is None:
+        return False
+    with contextlib.suppress(redis.ConnectionError), replica.client() as client:
+        info = client.info("replication")
+        return (
+            info["role"] == "slave"
+            and info["master_port"] == primary_port
+            and info["master_link_status"] == "up"
+            and info["master_sync_in_progress"] == 0
+        )
+    return False
