@@ -140,15 +140,18 @@ class Reservations:
         self.seats = Seats(client)
         self.queue = Queue(QUEUE, connection=client)
         self.listener = QueueListener(
-            self.queue, LISTENERS, completed=print_completed, failed=self._print_failed
+            self.queue,
+            LISTENERS,
+            completed=print_completed,
+            failed=print_failed,
+            before_failed=self._give_back_seat,  # done even if this process dies then
         )
         self.processor: WorkerThread | None = None
         self._listening_in: int | None = None  # the process whose thread hears the ends
         self._lock = threading.Lock()
 
-    def _print_failed(self, job_id: str, error: str) -> None:
+    def _give_back_seat(self, job_id: str, error: str) -> None:
         self.seats.give_back(job_id)
-        print_failed(job_id, error)
 
     def reserve(self) -> bool:
         """Queue a reservation job, unless reservations are blocked."""

@@ -13,7 +13,7 @@ import redis
 from flask import Flask, Response
 
 from redis_connection import create_client, run
-from redis_scripts import LuaScript
+from redis_scripts import LuaScript, NotConfirmed
 from web_app import create_json_app, json_response, parse_id, redis_get, serve
 
 list_products = [
@@ -57,9 +57,16 @@ class Stock:
         return item["initialAvailableQuantity"] if stock is None else int(stock)
 
     def reserve_stock_by_id(self, item: dict) -> int | None:
-        """Take one unit: the stock left, or None when there was none."""
+        """Take one unit: the stock left, or None when there was none. Confirmed once a
+        replica has it, where there are replicas; else the unit is given back and
+        NotConfirmed raised (the app answers 503)."""
         keys, args = {"stock": self.key(item)}, {"initial": item["initialAvailableQuantity"]}
-        left = TAKE_ONE.run(self.client, keys, args)
+        try:
+            left = TAKE_ONE.run(self.client, keys, args, confirm=True)
+        except NotConfirmed as unconfirmed:
+            if unconfirmed.reply >= 0:
+                self.client.incr(self.key(item))
+            raise
         return None if left < 0 else left
 
 

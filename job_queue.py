@@ -41,7 +41,7 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import format_exc_info
 from rq.logutils import blue, green
-from rq.registry import StartedJobRegistry
+from rq.registry import CanceledJobRegistry, StartedJobRegistry
 from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now
@@ -49,8 +49,8 @@ from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 import rq_compat
-from redis_connection import UNREACHABLE, not_connected
-from redis_scripts import LuaScript
+from redis_connection import UNREACHABLE, confirmed_command, not_connected
+from redis_scripts import LuaScript, NotConfirmed
 from rq_bookkeeping import (
     Claimed,
     JobSteps,
@@ -140,6 +140,31 @@ def _end_once(
     keys = {"job": job.key, "events": events_key(job.origin)}
     args = {"events_kept": EVENTS_KEPT, "job_id": job.id, "status": status.value}
     END_ONCE.run(connection, keys, {**args, "event": event, "error": error})
+
+
+# A queued job that no replica confirmed in time, taken back if no worker has it yet:
+# it ends canceled (RQ's status and registry) and its creator hears it failed.
+CANCEL_UNCONFIRMED = LuaScript(
+    keys=("queue", "job", "canceled", "events"),  # canceled: the queue's canceled registry
+    argv=("events_kept", "job_id", "now", "error"),
+    body="""
+if redis.call('LREM', queue, 1, job_id) == 0 then return 0 end
+redis.call('HSET', job, 'status', 'canceled')
+redis.call('ZADD', canceled, now, job_id)
+redis.call('XADD', events, 'MAXLEN', '~', events_kept, '*', 'job', job_id, 'event', 'failed',
+  'error', error)
+return 1
+""",
+)
+NOT_CONFIRMED = "Not confirmed by a replica in time: canceled"
+
+
+def _cancel_unconfirmed(queue: Queue, jobs: list[Job]) -> None:
+    for job in jobs:
+        keys = {"queue": queue.key, "job": job.key, "events": events_key(queue.name)}
+        keys["canceled"] = CanceledJobRegistry(queue.name, connection=queue.connection).key
+        args = {"events_kept": EVENTS_KEPT, "job_id": job.id, "now": int(time.time())}
+        CANCEL_UNCONFIRMED.run(queue.connection, keys, {**args, "error": NOT_CONFIRMED})
 
 
 def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
@@ -302,7 +327,11 @@ def _create_jobs(
     jobs = [new_job(queue, func, data, job_timeout, **callbacks) for data in datas]
     if not jobs:
         return [], None
-    return jobs, enqueue(queue, jobs, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+    try:
+        return jobs, enqueue(queue, jobs, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+    except NotConfirmed as unconfirmed:
+        _cancel_unconfirmed(queue, unconfirmed.reply)  # a job a worker took already runs
+        raise
 
 
 class QueueListener:
@@ -315,6 +344,11 @@ class QueueListener:
     in the stream (END_ONCE, and the worker's step), and an end is handled by the
     listener whose XACK took it, so each end is handled once. Handlers:
     `completed(job_id)`, `failed(job_id, error)`; one that raises is logged.
+    `before_failed(job_id, error)` runs before the end is taken: for writes to Redis,
+    idempotent (it may run again, in another listener), that must happen whatever
+    becomes of this process; the handler after it then only prints. A listener's
+    process killed between an XACK and the handler's print loses that one line: the
+    end itself is in Redis.
     """
 
     CLAIM_AFTER_SECONDS = 10
@@ -328,12 +362,14 @@ class QueueListener:
         *,
         completed: Handler | None = None,
         failed: Handler | None = None,
+        before_failed: Handler | None = None,
     ) -> None:
         self.queue = queue
         self.connection: redis.Redis = queue.connection
         self.group = group
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.handlers = {"completed": completed, "failed": failed}
+        self.before_taking = {"failed": before_failed}
         self._key = events_key(queue.name)
         self._reader = _blocking_client(queue.connection, self.CHECK_EVERY_SECONDS + 10)
         self._closed = threading.Event()
@@ -406,8 +442,10 @@ class QueueListener:
             pending = self.connection.xpending_range(
                 self._key, self.group, min=entry_id, max=entry_id, count=1
             )
-            if not pending:
-                self._run_handler(fields)
+            # Gone with a primary that failed: its job ends again, with a new event.
+            there = self.connection.xrange(self._key, min=entry_id, max=entry_id)
+            if there and not pending:
+                self._run_handler(fields, self.handlers)
         self._unsure.clear()
         while entries := self._read("0"):  # given to this listener, not yet taken
             self._handle_all(entries)
@@ -450,19 +488,22 @@ class QueueListener:
         """Take the end (XACK), then run its handler: only the listener whose XACK
         took it runs it, so an end is handled once even when Redis or a listener
         crashes in between (an XACK cut off by a crash is settled once Redis is back)."""
+        self._run_handler(fields, self.before_taking)
         try:
-            taken = self.connection.xack(self._key, self.group, entry_id)
+            # Printed only once a replica has the XACK, and so the end before it: a
+            # failover cannot bring back an end already printed.
+            taken = confirmed_command(self.connection, "XACK", self._key, self.group, entry_id)
         except UNREACHABLE:
             self._unsure.append((entry_id, fields))
             raise
         if taken:
-            self._run_handler(fields)
+            self._run_handler(fields, self.handlers)
 
-    def _run_handler(self, fields: dict) -> None:
+    def _run_handler(self, fields: dict, handlers: dict[str, Handler | None]) -> None:
         """Handlers may write to Redis, idempotently, before they print: a write that
         finds Redis gone is tried again until Redis is back."""
         event = {_decode(k): _decode(v) for k, v in fields.items()}
-        handler = self.handlers.get(event.get("event", ""))
+        handler = handlers.get(event.get("event", ""))
         if handler is None:
             return
         arguments = [event["job"], event["error"]] if event["event"] == "failed" else [event["job"]]

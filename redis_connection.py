@@ -3,6 +3,12 @@ error lines, its `redis.print`, and a clean way to run a script.
 
 node_redis connects in the background, prints an error line on each failed attempt and
 keeps retrying; a script here does the same before its first command, then goes on.
+
+REDIS_URL is a plain `redis://host:port/db`, or, for a primary watched by Sentinel,
+`redis+sentinel://host:port[,host:port...]/<master name>/<db>` (the form rq-dashboard
+reads too): the client then asks the sentinels where the primary is, and asks again
+once it is lost, so a failover needs no restart. With Sentinel, a write the apps
+confirm is first confirmed by a replica (see `replicas_to_confirm`).
 """
 
 import asyncio
@@ -15,6 +21,10 @@ from typing import Any, NoReturn
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis_sentinel_url
+from redis.connection import Connection
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CONNECTED = "Redis client connected to the server"
@@ -22,7 +32,18 @@ RETRY_EVERY_SECONDS = 1.0
 # Without it a connect to a host that drops packets hangs for minutes.
 CONNECT_TIMEOUT_SECONDS = 2.0
 
-# What a lost or unreachable server raises (AuthenticationError is a ConnectionError).
+SENTINEL_SCHEME = "redis+sentinel://"
+# How long a confirmed write waits for its replicas (WAIT) before it is refused.
+CONFIRM_TIMEOUT_MS = 1000
+
+
+class NoReplica(redis.ConnectionError):
+    """A primary that refuses writes until a replica is back (min-replicas-to-write),
+    or a write no replica confirmed in time: as good as unreachable for the moment."""
+
+
+# What a lost or unreachable server raises (AuthenticationError, Sentinel's
+# MasterNotFoundError and NoReplica are ConnectionErrors).
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
@@ -48,12 +69,107 @@ def create_async_client() -> redis.asyncio.Redis:
 
 def _from_url(client_class: type, decode_responses: bool) -> Any:
     url = redis_url()
+    options = {"decode_responses": decode_responses}
+    options["socket_connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     try:
-        return client_class.from_url(
-            url, decode_responses=decode_responses, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
-        )
+        if url.startswith(SENTINEL_SCHEME):
+            return _primary_of_sentinels(url, client_class, options)
+        return client_class.from_url(url, **options)
     except ValueError as error:
         sys.exit(f"Invalid REDIS_URL {url!r}: {error}")
+
+
+def _primary_of_sentinels(url: str, client_class: type, options: dict) -> Any:
+    """A client of the primary the sentinels of the URL name, found again on each new
+    connection."""
+    # A sentinel that stops answering must not hold a caller forever.
+    timeouts = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    timeouts["socket_timeout"] = CONNECT_TIMEOUT_SECONDS
+    parsed = redis_sentinel_url.parse_sentinel_url(
+        url, sentinel_options=timeouts, client_options=options
+    )
+    master_name = parsed.default_client.service
+    if not master_name or parsed.default_client.type != "master":
+        raise ValueError("give the primary's name: redis+sentinel://host:port/<name>/<db>")
+    if issubclass(client_class, redis.asyncio.Redis):
+        sentinels = redis.asyncio.sentinel.Sentinel(
+            parsed.hosts, sentinel_kwargs=parsed.sentinel_options, **parsed.client_options
+        )
+        return sentinels.master_for(master_name, redis_class=client_class)
+    sentinels = Sentinel(
+        parsed.hosts, sentinel_kwargs=parsed.sentinel_options, **parsed.client_options
+    )
+    return sentinels.master_for(
+        master_name, redis_class=client_class, connection_class=_PrimaryConnection
+    )
+
+
+class _PrimaryConnection(SentinelManagedConnection):
+    """A connection to the sentinels' primary, on which a primary without its replicas
+    (NOREPLICAS) is as unreachable as a lost one: callers wait, or answer 503."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as error:
+            if str(error).startswith("NOREPLICAS"):
+                raise NoReplica(str(error).split(" script:")[0]) from error
+            raise
+
+
+def replicas_to_confirm(client: redis.Redis) -> int:
+    """How many replicas must have a write before it is confirmed to a user:
+    REDIS_CONFIRM_REPLICAS if set, else 1 for a primary watched by Sentinel (one is
+    promoted when the primary dies: it must have what was confirmed), else 0."""
+    if chosen := os.environ.get("REDIS_CONFIRM_REPLICAS"):
+        return int(chosen)
+    connection_class = client.connection_pool.connection_class
+    return 1 if issubclass(connection_class, SentinelManagedConnection) else 0
+
+
+class NotConfirmed(NoReplica):
+    """No replica confirmed a write in time; `reply` is what the write answered, for
+    the caller to undo it."""
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__("no replica confirmed the write in time")
+        self.reply = reply
+
+
+def confirm_on(connection: Connection, client: redis.Redis, reply: Any) -> Any:
+    """`reply`, once the replicas the client needs have the write just made on this
+    connection (WAIT counts that connection's writes); else NotConfirmed."""
+    if replicas := replicas_to_confirm(client):
+        connection.send_command("WAIT", replicas, CONFIRM_TIMEOUT_MS)
+        if connection.read_response() < replicas:
+            raise NotConfirmed(reply)
+    return reply
+
+
+def confirmed_command(client: redis.Redis, *command: Any) -> Any:
+    """One write, confirmed as `confirm_on` says."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command(*command)
+        return confirm_on(connection, client, connection.read_response())
+    except UNREACHABLE:
+        connection.disconnect()  # a reply may be on its way
+        raise
+    finally:
+        pool.release(connection)
+
+
+def settings_for_rq() -> dict[str, Any]:
+    """RQ's CLI settings (`rq worker -c rq_settings`) for REDIS_URL."""
+    url = redis_url()
+    if not url.startswith(SENTINEL_SCHEME):
+        return {"REDIS_URL": url}
+    parsed = redis_sentinel_url.parse_sentinel_url(url)
+    instances = parsed.hosts
+    sentinel = {"INSTANCES": instances, "MASTER_NAME": parsed.default_client.service}
+    sentinel |= {"DB": parsed.client_options.get("db", 0)}
+    return {"SENTINEL": sentinel}
 
 
 def wait_until_connected(client: redis.Redis) -> None:

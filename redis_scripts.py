@@ -17,6 +17,10 @@ from typing import Any
 import redis
 from redis.connection import Connection
 
+from redis_connection import NotConfirmed, confirm_on
+
+__all__ = ["LuaScript", "NotConfirmed"]
+
 
 class LuaScript:
     def __init__(self, keys: Sequence[str], argv: Sequence[str], body: str) -> None:
@@ -30,12 +34,23 @@ class LuaScript:
         self.source = header + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()  # what EVALSHA names
 
-    def run(self, client: redis.Redis, keys: dict, args: dict, rest: Sequence = ()) -> Any:
-        """Run it on a connection of the client's pool."""
+    def run(
+        self,
+        client: redis.Redis,
+        keys: dict,
+        args: dict,
+        rest: Sequence = (),
+        confirm: bool = False,
+    ) -> Any:
+        """Run it on a connection of the client's pool. With `confirm`, for a write that
+        is confirmed to a user: once the replicas the client needs have it (WAIT, on the
+        same connection, which is what WAIT counts); if they do not in time, NotConfirmed
+        carries the script's reply, for the caller to undo what it wrote."""
         pool = client.connection_pool
         connection = pool.get_connection()
         try:
-            return self.run_on(connection, keys, args, rest)
+            reply = self.run_on(connection, keys, args, rest)
+            return confirm_on(connection, client, reply) if confirm else reply
         finally:
             pool.release(connection)
 

@@ -30,7 +30,7 @@ from rq.serializers import PickleSerializer
 from rq.utils import now, utcformat
 
 import rq_compat
-from redis_scripts import LuaScript
+from redis_scripts import LuaScript, NotConfirmed
 
 # Queue jobs: one id each from the counter, the job's hash as RQ's Job.to_dict() makes
 # it, the id pushed on the queue and a `created` event for its creator. Returns the
@@ -290,7 +290,10 @@ def new_job(queue: Queue, func: Any, data: Any, timeout: int, **callbacks: Any) 
 def enqueue(queue: Queue, jobs: Sequence[Job], ids_key: str, events_key: str, kept: int) -> str:
     """Queue `jobs` (built by new_job), a round trip per 500, giving each its id from
     the counter (the hash RQ stores holds no id, so the one a job was built with is
-    simply replaced). Returns the stream position of the first job's event."""
+    simply replaced). Returns the stream position of the first job's event.
+
+    Confirmed once the replicas the connection needs have them (redis_connection); else
+    NotConfirmed carries every job queued by this call, for the caller to undo."""
     keys = {"ids": ids_key, "queue": queue.key, "queues": queue.redis_queues_keys}
     keys["events"] = events_key
     first_event = None
@@ -299,11 +302,22 @@ def enqueue(queue: Queue, jobs: Sequence[Job], ids_key: str, events_key: str, ke
         hashes = [_stored_hash(queue, job) for job in chunk]
         lengths_then_hashes = [len(flat) for flat in hashes] + [i for flat in hashes for i in flat]
         args = {"events_kept": kept, "count": len(chunk)}
-        first_id, event = ENQUEUE_SCRIPT.run(queue.connection, keys, args, lengths_then_hashes)
-        for offset, job in enumerate(chunk):
-            job.id = str(first_id + offset)
+        try:
+            reply = ENQUEUE_SCRIPT.run(
+                queue.connection, keys, args, lengths_then_hashes, confirm=True
+            )
+        except NotConfirmed as unconfirmed:
+            _number(chunk, unconfirmed.reply[0])
+            raise NotConfirmed(jobs[: start + len(chunk)]) from None  # all of them, to undo
+        first_id, event = reply
+        _number(chunk, first_id)
         first_event = first_event or event.decode()
     return first_event
+
+
+def _number(jobs: Sequence[Job], first_id: int) -> None:
+    for offset, job in enumerate(jobs):
+        job.id = str(first_id + offset)
 
 
 def _stored_hash(queue: Queue, job: Job) -> list[Any]:
