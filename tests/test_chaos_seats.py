@@ -16,7 +16,7 @@ from rq.registry import FinishedJobRegistry
 
 from tests.http_client import request, start_app, start_served, worker_pids
 from tests.scripts import wait_until
-from tests.test_seat_app import BLOCKED, IN_PROCESS, PROCESSING, SeatWatcher, is_end
+from tests.seat_helpers import BLOCKED, IN_PROCESS, PROCESSING, SeatWatcher, is_end
 
 pytestmark = pytest.mark.slow  # crashes, done for real
 

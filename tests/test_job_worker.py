@@ -6,11 +6,9 @@ tests check the rest (conformance/rq_suite.py)."""
 import logging
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,12 +22,12 @@ from rq.worker import WorkerStatus
 import rq_compat
 from job_queue import JobWorker, _ThreadJobWorker
 from rq_bookkeeping import renew_heartbeat
+from tests.rq_cli import RQ
 from tests.scripts import PROJECT, wait_until
 
 RETURNS = "tests.worker_jobs.returns"
 FAILS = "tests.worker_jobs.fails"
 SLEEPS = "tests.worker_jobs.sleeps"
-RQ = str(Path(sys.executable).with_name("rq"))
 
 
 @pytest.fixture

@@ -3,21 +3,19 @@ them, in either order, with the stock `rq worker`, and through faults."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, Worker
+from rq import Queue
 from rq.job import Job, JobStatus
 
 import job_queue
 from harness.net import free_port
 from job_queue import JobCreator
-from tests.scripts import PROJECT, run_script, wait_until
+from tests.rq_cli import registered_workers, rq_cli
+from tests.scripts import run_script, wait_until
 
 pytestmark = pytest.mark.slow  # every test runs the scripts as processes
 
@@ -38,20 +36,8 @@ BLACKLISTED = {"4153518780", "4153518781"}
 CODES = ["1234", "4562", "4321", "4562", "4321", "4562", "4321", "4562", "4321", "4562", "4321"]
 
 
-RQ = str(Path(sys.executable).with_name("rq"))  # RQ's command line, as installed
-
-
-def rq_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
-    return subprocess.run([RQ, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def rq_connection(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
-
-
-def registered_workers(url: str, queue_name: str) -> int:
-    with rq_connection(url) as connection:
-        return len(Worker.all(queue=Queue(queue_name, connection=connection)))
 
 
 def start_processor(start_script, name, url, queue_name, workers):

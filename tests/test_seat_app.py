@@ -3,32 +3,24 @@ session, a crowd of reservations, two processes, RQ's own worker and a Redis out
 HTTP against the app started as a user starts it."""
 
 import importlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import patch
 
 import pytest
 import redis
-from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from harness.net import free_port
 from job_queue import JobWorker
 from rq_bookkeeping import JobSteps
+from tests.flask_client import assert_json
 from tests.http_client import get, request, start_app, start_with_server
+from tests.rq_cli import registered_workers, rq_cli
 from tests.scripts import run_script, wait_until
-from tests.test_jobs import rq_cli
+from tests.seat_helpers import BLOCKED, IN_PROCESS, PROCESSING, SeatWatcher, is_end, seats
 
 seat_app = importlib.import_module("100_seat")
-
-IN_PROCESS = b'{"status":"Reservation in process"}'
-BLOCKED = b'{"status":"Reservation are blocked"}'
-PROCESSING = b'{"status":"Queue processing"}'
-
-
-def seats(number: int) -> bytes:
-    return b'{"numberOfAvailableSeats":"%d"}' % number
 
 
 @pytest.fixture
@@ -45,18 +37,12 @@ def client(app):
     return app.test_client()
 
 
-def assert_json(response, status: int, body: bytes) -> None:
-    assert (response.status_code, response.data) == (status, body)
-    assert response.headers["Content-Type"] == "application/json"
-
-
 def queued_jobs(redis_client) -> int:
     return redis_client.llen("rq:queue:reserve_seat")
 
 
 def workers_on_the_queue(url: str) -> int:
-    with redis.Redis.from_url(url) as connection:
-        return len(Worker.all(queue=Queue("reserve_seat", connection=connection)))
+    return registered_workers(url, "reserve_seat")
 
 
 # ------------------------------------------------------------------ routes
@@ -150,10 +136,6 @@ def job_ends(apps, count: int, timeout: float = 60) -> list[str]:
     return ends
 
 
-def is_end(line: str) -> bool:
-    return line.startswith("Seat reservation job ")
-
-
 def ended_jobs(app_lines: list[str]) -> tuple[int, list[str]]:
     """How many jobs the app printed as completed, and the errors of the failed ones."""
     completed = [line for line in app_lines if line.endswith(" completed")]
@@ -193,30 +175,6 @@ def crowd(ports: list[int], reservations: int) -> list[bytes]:
         replies = list(pool.map(lambda job: request(*job), jobs))
     assert all(r.status in (200, 409) for r in replies), {r.status for r in replies}
     return [r.body for r, (_, path) in zip(replies, jobs, strict=True) if path == "/reserve_seat"]
-
-
-class SeatWatcher:
-    """Reads available_seats over and over while a test runs: the lowest it ever saw."""
-
-    def __init__(self, url: str) -> None:
-        self.lowest = 50
-        self._stop = threading.Event()
-        # A daemon: a test that fails before stop() must not keep pytest from exiting.
-        self._thread = threading.Thread(target=self._watch, args=(url,), daemon=True)
-        self._thread.start()
-
-    def _watch(self, url: str) -> None:
-        with redis.Redis.from_url(url) as connection:
-            while not self._stop.is_set():
-                try:
-                    self.lowest = min(self.lowest, int(connection.get("available_seats") or 50))
-                except (redis.ConnectionError, redis.TimeoutError):  # a test's outage
-                    self._stop.wait(0.05)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.lowest
 
 
 def test_200_reservations_at_once_complete_exactly_50(redis_url, start_script):

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
+from tests.flask_client import assert_json
 from tests.http_client import get, request, start_app, start_with_server
 
 stock_app = importlib.import_module("9_stock")
@@ -36,11 +37,6 @@ def detail(item_id: int, current: int) -> bytes:
 def client(redis_url):
     with redis.Redis.from_url(redis_url, decode_responses=True) as connection:
         yield stock_app.create_app(connection).test_client()
-
-
-def assert_json(response, status: int, body: bytes) -> None:
-    assert (response.status_code, response.data) == (status, body)
-    assert response.headers["Content-Type"] == "application/json"
 
 
 # ------------------------------------------------------------------ routes
