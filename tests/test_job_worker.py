@@ -5,7 +5,6 @@ tests check the rest (conformance/rq_suite.py)."""
 
 import logging
 import signal
-import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -22,12 +21,14 @@ from rq.worker import WorkerStatus
 import rq_compat
 from job_queue import JobWorker, _ThreadJobWorker
 from rq_bookkeeping import renew_heartbeat
+from tests.held_jobs import let_end
 from tests.rq_cli import RQ
-from tests.scripts import PROJECT, wait_until
+from tests.scripts import Script, wait_until
 
 RETURNS = "tests.worker_jobs.returns"
 FAILS = "tests.worker_jobs.fails"
 SLEEPS = "tests.worker_jobs.sleeps"
+HELD = "tests.held_jobs.waits_for_the_word"
 
 
 @pytest.fixture
@@ -159,6 +160,8 @@ def test_a_job_kept_for_0_seconds_goes_once_its_dependents_are_queued(connection
 # ------------------------------------------------------------------ a job's heartbeat
 
 
+# Slow: two renewals a whole job_monitoring_interval apart (RQ's, in whole seconds).
+@pytest.mark.slow
 def test_a_job_without_a_timeout_is_kept_alive_while_it_runs(connection):
     queue = Queue("q", connection=connection)
     job = queue.enqueue(SLEEPS, {"seconds": 2.5}, job_timeout=-1)
@@ -262,9 +265,29 @@ def test_a_stop_request_ends_the_wait_of_a_suspended_worker(connection):
     assert not rq_compat.stop_requested(worker)  # as RQ: a stop while idle sets no flag
 
 
-def rq_worker(redis_url: str, queue: str) -> subprocess.Popen:
+def rq_worker(redis_url: str, queue: str) -> Script:
+    """`rq worker -w job_queue.JobWorker` on `queue`; its log lines (INFO, on stdout)."""
     command = [RQ, "worker", "-w", "job_queue.JobWorker", "--url", redis_url, queue]
-    return subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return Script("rq worker", redis_url, command)
+
+
+def log_until(worker: Script, words: str) -> list[str]:
+    """The worker's log lines up to the first one that says `words` (after the time)."""
+    lines = [worker.next_line()]
+    while not lines[-1].endswith(words):
+        lines.append(worker.next_line())
+    return lines
+
+
+def says(worker: Script, words: str, within: float) -> bool:
+    """Whether one of the worker's log lines in the next `within` seconds says `words`."""
+    deadline = time.monotonic() + within
+    while True:
+        if any(line.endswith(words) for line in worker.lines_so_far()):
+            return True
+        if time.monotonic() > deadline or worker.process.poll() is not None:
+            return any(line.endswith(words) for line in worker.lines_so_far())
+        time.sleep(0.02)
 
 
 def started(job: Job) -> bool:
@@ -272,30 +295,35 @@ def started(job: Job) -> bool:
 
 
 def test_rq_worker_finishes_the_job_in_hand_on_sigterm(redis_url, connection):
-    job = Queue("q", connection=connection).enqueue(SLEEPS, {"seconds": 2})
+    job = Queue("q", connection=connection).enqueue(HELD, {})
     worker = rq_worker(redis_url, "q")
     try:
         wait_until(lambda: started(job), what="job started")
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0, worker.stderr.read()
+        worker.terminate()
+        log_until(worker, "warm shut down requested")  # the job still in hand
+        let_end(job)
+        assert worker.wait() == 0, worker.stderr()
     finally:
-        worker.kill()
-        worker.wait()
+        worker.close()
     assert job.get_status(refresh=True) == JobStatus.FINISHED
     assert Worker.all(connection=connection) == []
 
 
 def test_rq_worker_stops_at_once_on_a_second_signal(redis_url, connection):
-    job = Queue("q", connection=connection).enqueue(SLEEPS, {"seconds": 60})
+    job = Queue("q", connection=connection).enqueue(HELD, {})  # never let end
     worker = rq_worker(redis_url, "q")
     try:
         wait_until(lambda: started(job), what="job started")
-        worker.send_signal(signal.SIGTERM)
-        time.sleep(1.5)  # RQ ignores a second signal within a second of the first
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-    finally:
-        worker.kill()
+        worker.terminate()
+        log_until(worker, "warm shut down requested")
+        # RQ ignores a signal within a second of the first (the pool's echo of it): one
+        # more each time the last was not heard as a cold stop.
+        worker.terminate()
+        while not says(worker, "cold shut down", within=0.2):
+            worker.terminate()
         worker.wait()
+    finally:
+        worker.close()
+    assert any(line.endswith("cold shut down") for line in worker.lines)
     # As RQ's SimpleWorker: the SystemExit of the cold stop fails the job it cuts short.
     assert job.get_status(refresh=True) == JobStatus.FAILED

@@ -24,7 +24,9 @@ seat_app = importlib.import_module("100_seat")
 
 
 @pytest.fixture
-def app(redis_url):
+def app(redis_url, monkeypatch):
+    # The app's worker looks up from the queue this often: closing the app waits for it.
+    monkeypatch.setattr(JobWorker, "WAIT_SECONDS", 0.1)
     with redis.Redis.from_url(redis_url) as connection:
         seat_app.launch(connection)
         app = seat_app.create_app(connection)
