@@ -14,16 +14,19 @@ The dashboard can delete and requeue jobs, so it is safe by default:
 - 100_seat.py serves it under /rq, and only when those credentials are set.
 """
 
+import contextlib
 import hmac
 import ipaddress
 import os
+import signal
 import sys
+from typing import Any
 
 from flask import Flask, Response, request
 from rq_dashboard.web import blueprint, setup_rq_connection
 
 from redis_connection import redis_url, run
-from web_app import json_response, port_from_environment, run_until_stopped
+from web_app import json_response, port_from_environment
 
 CREDENTIALS = ("RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
 DEFAULT_HOST = "127.0.0.1"
@@ -72,7 +75,24 @@ def create_app() -> Flask:
     return app
 
 
+def _stop_once(signum: int, frame: Any) -> None:
+    """SIGTERM: a stop, as Ctrl-C (werkzeug's server ends on KeyboardInterrupt). One is
+    enough: another, on the way out, must not cut that short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # First: a SIGTERM at any moment from here on ends the dashboard cleanly (exit 0).
+    signal.signal(signal.SIGTERM, _stop_once)
+    # A stop before werkzeug's serve_forever (which takes one as the end), or as it
+    # closes: the dashboard has nothing to finish, so it is a clean end all the same.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve()
+
+
+def serve() -> None:
+    """The dashboard on DASHBOARD_HOST:DASHBOARD_PORT until Ctrl-C or SIGTERM."""
     host = os.environ.get("DASHBOARD_HOST") or DEFAULT_HOST
     port = port_from_environment("DASHBOARD_PORT", DEFAULT_PORT)
     if not _is_loopback(host) and credentials() is None:
@@ -81,7 +101,8 @@ def main() -> None:
             f"{CREDENTIALS[1]}, or keep DASHBOARD_HOST at 127.0.0.1"
         )
     print(f"RQ dashboard of {redis_url()} on http://{host}:{port}/", flush=True)
-    run_until_stopped(create_app(), host, port)
+    # Not web_app.run_until_stopped: its SIGTERM handler would replace _stop_once.
+    create_app().run(host=host, port=port, threaded=True)
 
 
 def _is_loopback(host: str) -> bool:

@@ -219,10 +219,14 @@ def test_a_browser_shows_the_queues_their_counts_and_a_job_s_progress(
     assert '"progress": 50' in job_page  # job_queue's report_progress, in the job's meta
 
 
-def test_sigterm_stops_it_cleanly(redis_url, start_script):
+@pytest.mark.parametrize("when", ["as it says where", "once it listens"])
+def test_sigterm_stops_it_cleanly(redis_url, start_script, when):
     port = free_port()
     script = start_script("dashboard.py", redis_url, DASHBOARD_PORT=str(port))
-    wait_for(script, port)
+    # Its line says it takes SIGTERM as a stop; werkzeug's server is not serving yet.
+    assert script.next_line() == f"RQ dashboard of {redis_url} on http://127.0.0.1:{port}/"
+    if when == "once it listens":
+        wait_for(script, port)
     script.terminate()
     assert script.wait() == 0
     assert "Traceback" not in script.stderr()
