@@ -409,8 +409,8 @@ start_data_server() {  # port primary-port
   # Sentinel sends CONFIG REWRITE to a server whose role it changes: each server gets a
   # file of its own to rewrite, never the project's redis.conf, which it includes.
   # Written afresh at each start: the role comes from the command line.
-  printf '# Written by install_redis.sh --sentinel at each start; Sentinel may rewrite it.\ninclude %s\n' \
-    "$PROJECT/redis.conf" >"$dir/redis.conf"
+  printf '# Written by install_redis.sh --sentinel at each start; Sentinel may rewrite it.\ninclude %s\ninclude %s\n' \
+    "$PROJECT/redis.conf" "$PROJECT/redis-replicated.conf" >"$dir/redis.conf"
   local first_start=()
   [[ -f $dir/appendonlydir/appendonly.aof.manifest ]] || first_start=(--appendonly no)
   "$BIN/redis-server" "$dir/redis.conf" --port "$port" --dir "$dir" \

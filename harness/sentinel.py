@@ -18,7 +18,10 @@ from pathlib import Path
 import redis
 
 from harness.net import free_port
-from harness.redis_server import REDIS_CONF, RedisServer
+from harness.redis_server import PROJECT, REDIS_CONF, RedisServer
+
+# What the set's servers add to redis.conf: no writes without a replica.
+REPLICATED_CONF = PROJECT / "redis-replicated.conf"
 
 MASTER_NAME = "mymaster"
 SENTINEL_COUNT = 3
@@ -176,7 +179,7 @@ class ReplicatedRedis:
         # Written afresh at each start (Sentinel may have rewritten it): the role comes
         # from the command line, as the sentinels name the primary now.
         server.directory.mkdir(parents=True, exist_ok=True)
-        server.config.write_text(f"include {REDIS_CONF}\n")
+        server.config.write_text(f"include {REDIS_CONF}\ninclude {REPLICATED_CONF}\n")
         server.args = (
             [] if server.port == primary_port else ["--replicaof", "127.0.0.1", str(primary_port)]
         )

@@ -1,0 +1,162 @@
+"""A primary watched by Sentinel, killed with SIGKILL under load (issue 13): the
+sentinels promote the replica, every process follows it without a restart, and nothing
+confirmed before the kill is lost.
+
+The set: a primary, one replica, three sentinels (harness/sentinel.py), each server with
+min-replicas-to-write 1, as `./install_redis.sh --sentinel` runs them. With its only
+replica promoted, the new primary refuses writes until the old one has come back as its
+replica: meanwhile the apps answer 503 and nothing is taken. Checked in Redis and in
+what the processes printed, after waiting for conditions, never for a while.
+"""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from harness.redis_server import PROJECT, find_redis_server
+from harness.sentinel import ReplicatedRedis, role
+from tests.http_client import request, start_served
+from tests.scripts import script_env, wait_until
+from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end
+
+pytestmark = pytest.mark.slow  # five servers, apps, a failover
+
+SEAT_ANSWERS = {
+    (200, b'{"status":"Reservation in process"}'),
+    (409, b'{"status":"Reservation are blocked"}'),
+    (503, b'{"status":"Reservation failed"}'),
+}
+STOCK = 10  # product 2's initial quantity
+CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":2}')
+STOCK_ANSWERS = {
+    CONFIRMED,
+    (409, b'{"status":"Not enough stock available","itemId":2}'),
+    (503, b'{"status":"Redis unavailable"}'),
+}
+
+
+@pytest.fixture
+def replicated(tmp_path: Path):
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server")
+    servers = ReplicatedRedis(binary, tmp_path / "replicated").start()
+    yield servers
+    servers.stop()
+
+
+class PacedBuyers:
+    """`clients` clients each sending GET `path` one after another, `pause` seconds
+    apart, until stopped; every answer kept with the time it came."""
+
+    def __init__(self, port: int, path: str, clients: int, pause: float) -> None:
+        self.answers: list[tuple[float, tuple[int, bytes]]] = []
+        self._stopped = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._buy, args=(port, path, pause), daemon=True)
+            for _ in range(clients)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _buy(self, port: int, path: str, pause: float) -> None:
+        while not self._stopped.wait(pause):
+            reply = request(port, path)
+            self.answers.append((time.monotonic(), (reply.status, reply.body)))
+
+    def count(self, answer: tuple[int, bytes], after: float = 0) -> int:
+        return sum(1 for at, given in list(self.answers) if given == answer and at > after)
+
+    def stop(self) -> list[tuple[int, bytes]]:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(60)
+        return [answer for _, answer in self.answers]
+
+
+def rq(url: str, *arguments: str) -> str:
+    """RQ's own command line on the Sentinel URL, through rq_settings."""
+    command = [str(Path(sys.executable).with_name("rq")), *arguments, "-c", "rq_settings"]
+    done = subprocess.run(
+        command, cwd=PROJECT, env=script_env(url), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def stock_left(connection: redis.Redis) -> int:
+    left = connection.get("item.2")
+    return STOCK if left is None else int(left)
+
+
+def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start_script):
+    url = replicated.url
+    seats, seats_port = start_served(start_script, "100_seat", url)
+    for _ in range(12):  # a worker in each of the app's processes
+        assert request(seats_port, "/process").status == 200
+    stock, stock_port = start_served(start_script, "9_stock", url)
+    rq(url, "suspend")  # seat jobs wait in the queue, to be run after the failover
+    seat_buyers = PacedBuyers(seats_port, "/reserve_seat", clients=3, pause=0.02)
+    stock_buyers = PacedBuyers(stock_port, "/reserve_product/2", clients=1, pause=0.3)
+    wait_until(lambda: stock_buyers.count(CONFIRMED) >= 2 and len(seat_buyers.answers) >= 30)
+
+    killed = replicated.kill_primary()
+    confirmed_before_the_kill = stock_buyers.count(CONFIRMED)
+    replicated.wait_for_failover(killed.port)
+    replicated.restart(killed)  # it rejoins as a replica: writes are taken again
+    assert role(killed) == "slave"
+    back = time.monotonic()
+    wait_until(lambda: len([a for at, a in seat_buyers.answers if at > back]) >= 20, 30)
+    rq(url, "resume")
+    seat_answers, stock_answers = seat_buyers.stop(), stock_buyers.stop()
+
+    assert set(seat_answers) <= SEAT_ANSWERS
+    assert set(stock_answers) <= STOCK_ANSWERS
+    assert (503, b'{"status":"Reservation failed"}') in seat_answers  # the switch was hit
+    with replicated.primary().client() as connection:
+        # Nothing confirmed is lost, nothing is oversold, and a 503 took nothing: but
+        # the one request whose answer the kill may have cut between write and WAIT.
+        confirmed = stock_answers.count(CONFIRMED)
+        assert confirmed >= confirmed_before_the_kill > 0
+        assert confirmed <= STOCK - stock_left(connection) <= confirmed + 1
+        assert stock_left(connection) >= 0
+    with redis.Redis.from_url(replicated.primary().url) as connection:
+        in_process = seat_answers.count((200, b'{"status":"Reservation in process"}'))
+        assert int(connection.get("job_queue:ids")) >= in_process
+        assert_each_job_ended_once(connection, wait_for_every_end([seats], connection))
+    seats.terminate()
+    stock.terminate()
+    assert seats.wait() == 0 and stock.wait() == 0
+    assert "Traceback" not in seats.stderr() + stock.stderr()
+
+
+def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script):
+    url = replicated.url
+    processor = start_script("7_job_processor.py", url)
+    rq(url, "suspend")
+    creator = start_script("7_job_creator.py", url)
+    # Printed once a replica has them (WAIT): they survive the primary.
+    assert creator.read_lines(11) == [f"Notification job created: {n}" for n in range(1, 12)]
+
+    killed = replicated.kill_primary()
+    replicated.wait_for_failover(killed.port)
+    replicated.restart(killed)
+    rq(url, "resume")
+
+    try:
+        assert creator.wait(60) == 0
+    except subprocess.TimeoutExpired:
+        creator.lines_so_far()
+        processor.lines_so_far()
+        raise AssertionError(f"{creator.lines} {processor.lines}") from None
+    ends = [line for line in creator.lines if " completed" in line or " failed: " in line]
+    assert sorted(int(line.split()[2]) for line in ends) == list(range(1, 12))
+    assert "Traceback" not in creator.stderr()
+    processor.interrupt()
+    assert processor.wait() == 0
+    assert "Traceback" not in processor.stderr()
