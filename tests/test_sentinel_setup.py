@@ -77,7 +77,13 @@ class ScriptSet:
 def script_set(tmp_path: Path) -> Iterator[ScriptSet]:
     if not (BUILT / "redis-server").exists():
         pytest.fail("no Redis build: run ./install_redis.sh --build-only", pytrace=False)
-    for name in ("install_redis.sh", "private_apt.sh", "redis.conf", "dump.rdb"):
+    for name in (
+        "install_redis.sh",
+        "private_apt.sh",
+        "redis.conf",
+        "redis-replicated.conf",
+        "dump.rdb",
+    ):
         shutil.copy(PROJECT / name, tmp_path)
     (tmp_path / ".redis").mkdir()
     (tmp_path / ".redis" / "bin").symlink_to(BUILT)
@@ -197,6 +203,10 @@ def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_al
             assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
             assert redis_client.config_get("bind") == {"bind": "127.0.0.1"}
             assert redis_client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+            # and redis-replicated.conf's: no writes without a replica
+            assert redis_client.config_get("min-replicas-to-write") == {
+                "min-replicas-to-write": "1"
+            }
     for port in s.sentinels:
         # Each sentinel has a state file of its own, which Sentinel has rewritten.
         assert "sentinel myid " in (s.folder(port) / "sentinel.conf").read_text()
@@ -253,7 +263,9 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
     wait_until(promoted, SCRIPT_FAILOVER_TIMEOUT, "the sentinels to promote the replica")
     with client(s.replica) as new_primary:
         assert new_primary.get("before") == "the kill"
-        new_primary.set("after", "the failover")
+        # Its only replica was itself: no writes until one is back (redis-replicated.conf).
+        with pytest.raises(redis.ResponseError, match=r"^NOREPLICAS"):
+            new_primary.set("after", "the failover")
 
     # Run again: only the killed server starts, as a replica of the new primary.
     again = s.run("--sentinel")
@@ -270,6 +282,9 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
     assert lines[3 + SENTINEL_COUNT :] == final_lines(s, s.replica, s.primary)
     assert_set_is(s, s.replica, s.primary)
     assert role_of(s.primary)[:3] == ["slave", "127.0.0.1", s.replica]
+    with client(s.replica) as new_primary:
+        new_primary.set("after", "the failover")
+        assert new_primary.wait(1, 5000) == 1
     with client(s.primary) as old_primary:
         assert old_primary.mget("before", "after") == ["the kill", "the failover"]
 
