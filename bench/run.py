@@ -9,6 +9,12 @@ It starts a redis-server of its own on a free port (from the project's redis.con
 installs the peers with npm in a temporary folder (skipped, with a message, where node
 is absent) and takes wrk from PATH or Debian's packages (downloaded into .bench/),
 prints a table and writes the figures as JSON (--out).
+
+The sentinel section serves the write routes on a Sentinel REDIS_URL too (a primary, a
+replica, three sentinels: harness/sentinel.py), in turns with the plain server, so that
+WAIT's cost shows, then kills the primary under a paced load (bench/failover.py):
+
+    .venv/bin/python bench/run.py --only sentinel --out /tmp/sentinel.json   # about 2 minutes
 """
 
 import argparse
@@ -24,14 +30,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import failover
 from bench.processes import (
     PROJECT,
     SERVERS,
@@ -43,8 +52,9 @@ from bench.processes import (
 )
 from harness.net import accepts_connections, free_port
 from harness.redis_server import RedisServer, find_redis_server
+from harness.sentinel import ReplicatedRedis
 
-SECTIONS = "jobs,memory,http,writes,redis"
+SECTIONS = "jobs,memory,http,writes,sentinel,redis"
 ROUTES = [("9_stock", "/list_products/1"), ("100_seat", "/available_seats")]
 # The write routes: the stock of product 1 and the seats, set in Redis large enough that
 # none run out while wrk loads them (an answer "none left" is a 409 here, which wrk
@@ -58,6 +68,7 @@ EXPRESS_APPS = {"9_stock": "9-stock", "100_seat": "100-seat"}  # the course's fi
 BULLMQ_DB = 1  # BullMQ's database; the port and Kue use 0 (their keys: rq:*, q:*)
 STACKS = ("port", "peer", "bullmq")  # the table's columns; "peer": the JS original
 HARNESS = "bench-harness"  # the name of this harness's connections to Redis
+T = TypeVar("T")
 
 
 def main() -> None:
@@ -67,7 +78,9 @@ def main() -> None:
         sys.exit("No redis-server: run ./install_redis.sh --build-only first.")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        server = RedisServer(binary, Path(folder) / "redis").start()
+        server = start_on_free_ports(
+            lambda attempt: RedisServer(binary, Path(folder) / f"redis-{attempt}").start()
+        )
         try:
             peer = Peer.install(Path(folder)) if options.peer else None
             bench = Bench(options, server, peer)
@@ -87,11 +100,38 @@ def main() -> None:
         "write_rows": [row for row in rows if row["section"] == "writes"],
         # Redis memory per finished job: less is better.
         "memory_rows": [row for row in rows if row["section"] == "memory"],
+        # The write routes on a plain REDIS_URL and on a Sentinel one, in turns.
+        "sentinel_rows": [row for row in rows if row["section"] == "sentinel"],
+        # kill -9 of the Sentinel set's primary under a paced load.
+        "failover": bench.failover,
         "servers": bench.servers,
     }
     print_table(report, rows)
-    Path(options.out).write_text(json.dumps(report, indent=2) + "\n")
+    if bench.failover:
+        print_failover(bench.failover)
+    out = Path(options.out)
+    if options.update and out.exists():
+        report = updated(json.loads(out.read_text()), report, options.only.split(","))
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nFigures written to {options.out} ({report['seconds']} s in all)")
+
+
+def updated(old: dict, report: dict, sections: list[str]) -> dict:
+    """The figures of an earlier run (`old`) with those of the sections just run in their
+    place; the earlier run's date and settings kept, this run's noted under "updates"."""
+    order = SECTIONS.split(",")
+    merged = dict(old)
+    for key in ("rows", "write_rows", "memory_rows", "sentinel_rows"):
+        kept = [row for row in old.get(key, []) if row["section"] not in sections]
+        rows = kept + report[key]
+        merged[key] = sorted(rows, key=lambda row: order.index(row["section"]))
+    if "sentinel" in sections:
+        merged["failover"] = report["failover"]
+    if report["servers"]:
+        merged["servers"] = report["servers"]
+    update = {key: report[key] for key in ("date", "settings", "seconds", "machine")}
+    merged["updates"] = [*old.get("updates", []), {"sections": sections, **update}]
+    return merged
 
 
 def parse_options() -> argparse.Namespace:
@@ -109,6 +149,11 @@ def parse_options() -> argparse.Namespace:
         "--compare-servers", action="store_true", help="also measure WSGI servers for the apps"
     )
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="write into --out only the figures of the sections run (--only), keep the rest",
+    )
     options = parser.parse_args()
     options.memory_jobs = options.memory_jobs or 4 * options.jobs
     if options.peer and shutil.which("node") is None:
@@ -215,6 +260,15 @@ class BullMQSide(NodeSide):
         super().__init__(command, f"{prefix}completed", prefix + "{}", "processedOn", "finishedOn")
 
 
+@dataclass
+class Target:
+    """A Redis the apps are served on: the harness's client of it (of its primary), and
+    the apps' environment, whose REDIS_URL names it."""
+
+    redis: redis.Redis
+    env: dict
+
+
 class Bench:
     def __init__(self, options: argparse.Namespace, server: RedisServer, peer: Peer | None):
         self.options = options
@@ -225,6 +279,8 @@ class Bench:
         self.redis = client()
         self.clients = {0: self.redis, BULLMQ_DB: client(db=BULLMQ_DB)}
         self.env = {**os.environ, "REDIS_URL": server.url}
+        self.plain = Target(self.redis, self.env)
+        self.failover: dict | None = None  # the sentinel section's failover
         self.sides: dict[str, Side] = {"port": PythonSide()}
         if peer:
             self.sides |= {
@@ -249,6 +305,8 @@ class Bench:
             rows += self.http_rows()
         if "writes" in sections:
             rows += self.write_rows()
+        if "sentinel" in sections:
+            rows += self.sentinel_rows()
         if "redis" in sections:
             rows += self.redis_rows()
         return rows
@@ -430,25 +488,29 @@ class Bench:
             rows.append(self.row("writes", name, "req/s", served))
         return rows
 
-    def reserve_product(self, wrk: list[str], serve: Callable, stack: str) -> dict:
+    def reserve_product(
+        self, wrk: list[str], serve: Callable, stack: str, on: Target | None = None
+    ) -> dict:
         """wrk on a stock that cannot run out, every answer a confirmation: the stock
         must go down by at least the confirmations wrk counted (it can go down by up to
         a request a connection more: those still in flight when wrk stopped). Then the
-        edge: EDGE_REQUESTS at once for EDGE_STOCK units, every answer counted."""
-        self.redis.flushall()
-        with Serving(serve, "9_stock", self.env) as port:
+        edge: EDGE_REQUESTS at once for EDGE_STOCK units, every answer counted. On the
+        plain server unless `on` another."""
+        on = on or self.plain
+        on.redis.flushall()
+        with Serving(serve, "9_stock", on.env) as port:
             url = f"http://127.0.0.1:{port}/reserve_product/1"
-            self.redis.set("item.1", STOCK)
+            on.redis.set("item.1", STOCK)
             run_wrk(wrk, url, 2, self.options.connections)  # warm up
             time.sleep(0.5)  # the warm-up's last requests
-            before = int(self.redis.get("item.1"))
+            before = int(on.redis.get("item.1"))
             figures = run_wrk(wrk, url, self.options.seconds, self.options.connections)
             time.sleep(0.5)
-            taken = before - int(self.redis.get("item.1"))
-            self.redis.set("item.1", EDGE_STOCK)
+            taken = before - int(on.redis.get("item.1"))
+            on.redis.set("item.1", EDGE_STOCK)
             answers = get_many(port, "/reserve_product/1", EDGE_REQUESTS, EDGE_CONNECTIONS)
             edge_confirmed = sum(b'"Reservation confirmed"' in body for _, body in answers)
-            edge_left = int(self.redis.get("item.1"))
+            edge_left = int(on.redis.get("item.1"))
         confirmed = int(figures["requests"])
         check = {
             "confirmed": confirmed,
@@ -463,21 +525,25 @@ class Bench:
         check["right"] = not check["oversold"] and not check["edge_oversold"] and edge_left == 0
         return {**figures, "check": check}
 
-    def reserve_seat(self, wrk: list[str], serve: Callable, stack: str) -> dict:
+    def reserve_seat(
+        self, wrk: list[str], serve: Callable, stack: str, on: Target | None = None
+    ) -> dict:
         """wrk on seats that cannot run out, the app's queue worked since /process;
-        once the queue has drained, the seats taken must be the jobs completed."""
-        self.redis.flushall()
-        with Serving(serve, "100_seat", self.env) as port:
-            wait_for(lambda: self.redis.get("available_seats") is not None, 30)  # launched
-            self.redis.set("available_seats", SEATS)
+        once the queue has drained, the seats taken must be the jobs completed. On the
+        plain server unless `on` another."""
+        on = on or self.plain
+        on.redis.flushall()
+        with Serving(serve, "100_seat", on.env) as port:
+            wait_for(lambda: on.redis.get("available_seats") is not None, 30)  # launched
+            on.redis.set("available_seats", SEATS)
             get_many(port, "/process", 1, 1)
             url = f"http://127.0.0.1:{port}/reserve_seat"
             run_wrk(wrk, url, 2, self.options.connections)  # warm up
             figures = run_wrk(wrk, url, self.options.seconds, self.options.connections)
             count = SEAT_JOBS[stack]
-            wait_for(lambda: self.seat_jobs(count)["drained"], 600)
-            jobs = self.seat_jobs(count)
-            taken = SEATS - int(self.redis.get("available_seats"))
+            wait_for(lambda: self.seat_jobs(count, on.redis)["drained"], 600)
+            jobs = self.seat_jobs(count, on.redis)
+            taken = SEATS - int(on.redis.get("available_seats"))
         check = {
             "jobs": jobs["created"],
             "completed": jobs["completed"],
@@ -488,12 +554,72 @@ class Bench:
         # Every job completed and took a seat; this port also records which job holds one.
         check["right"] = taken == jobs["completed"] == jobs["created"]
         if stack == "port":
-            check["claims"] = self.redis.scard("reserved_seats")
+            check["claims"] = on.redis.scard("reserved_seats")
             check["right"] &= check["claims"] == taken
         return {**figures, "check": check}
 
-    def seat_jobs(self, count: Callable[[redis.Redis], tuple[int, int, int]]) -> dict:
-        created, completed, failed = count(self.redis)
+    # -------------------------------------------------------------- Sentinel
+
+    def sentinel_rows(self) -> list[dict]:
+        """The write routes on the plain server and on a Sentinel set (its confirmed
+        writes wait for the replica: WAIT 1), runs in turns; then the failover."""
+        wrk = find_wrk()
+        if wrk is None:
+            print("No wrk to load the apps with: the Sentinel rows are skipped.")
+            return []
+        print(
+            f"Sentinel (a primary, a replica, three sentinels; {self.options.connections} "
+            f"connections, {self.options.seconds} s, in turns with the plain server):"
+        )
+        with tempfile.TemporaryDirectory(prefix="bench-sentinel-") as folder:
+            binary = self.server.binary
+            replicated = start_on_free_ports(
+                lambda attempt: ReplicatedRedis(binary, Path(folder) / f"set-{attempt}").start()
+            )
+            try:
+                return self.measure_sentinel(wrk, replicated)
+            finally:
+                replicated.stop()
+
+    def measure_sentinel(self, wrk: list[str], replicated: ReplicatedRedis) -> list[dict]:
+        primary = redis.Redis(port=replicated.primary().port, client_name=HARNESS)
+        sentinel = Target(primary, {**os.environ, "REDIS_URL": replicated.url})
+        # Named short, to fit the table: the seat runs call /process first, as the
+        # write section's do.
+        routes = [
+            ("GET /reserve_product/1", self.reserve_product),
+            ("GET /reserve_seat", self.reserve_seat),
+        ]
+        rows = []
+        try:
+            for name, measure in routes:
+                print(f"  {name}...", flush=True)
+                runs: dict[str, list[dict]] = {"plain": [], "sentinel": []}
+                for _ in range(self.options.runs):
+                    runs["plain"].append(measure(wrk, serve_command, "port"))
+                    runs["sentinel"].append(measure(wrk, serve_command, "port", sentinel))
+                plain, on_sentinel = median(runs["plain"]), median(runs["sentinel"])
+                rows.append(self.sentinel_row(f"{name} (redis://)", plain))
+                rows.append(self.sentinel_row(f"{name} (Sentinel, WAIT)", on_sentinel))
+                rows[-1]["vs_plain"] = {
+                    "ratio": on_sentinel["value"] / plain["value"],
+                    "p50_ms_more": on_sentinel["p50_ms"] - plain["p50_ms"],
+                    "p99_ms_more": on_sentinel["p99_ms"] - plain["p99_ms"],
+                }
+        finally:
+            primary.close()
+        self.failover = failover.measure(replicated, serve_command, sentinel.env, self.options.runs)
+        return rows
+
+    @staticmethod
+    def sentinel_row(name: str, figures: dict) -> dict:
+        row = {"section": "sentinel", "workload": name, "unit": "req/s", "port": figures}
+        return row | {"peer": None, "bullmq": None, "ratios": {}}
+
+    def seat_jobs(
+        self, count: Callable[[redis.Redis], tuple[int, int, int]], client: redis.Redis
+    ) -> dict:
+        created, completed, failed = count(client)
         return {
             "created": created,
             "completed": completed,
@@ -519,6 +645,20 @@ class Bench:
             self.row("redis", "Redis GET, no pipelining", "ops/s", {"port": lambda: floor(1)}),
             self.row("redis", "Redis GET, 16 pipelined", "ops/s", {"port": lambda: floor(16)}),
         ]
+
+
+def start_on_free_ports(start: Callable[[int], T], tries: int = 3) -> T:
+    """`start(attempt)`, which starts servers on free ports, tried again on new ports if
+    a port was taken by another process between its choice and its use (other test
+    suites run on this machine too); a failed start stops what it started."""
+    for attempt in range(1, tries + 1):
+        try:
+            return start(attempt)
+        except RuntimeError as error:
+            if attempt == tries:
+                raise
+            print(f"  a server did not start ({error}); again on other ports")
+    raise AssertionError("unreachable")
 
 
 def _count(created: str, completed: str, failed: str) -> Callable[[redis.Redis], tuple]:
@@ -626,10 +766,33 @@ def print_table(report: dict, rows: list[dict]) -> None:
             print(f"{'  p50 / p99 latency, ms':40s} {ours:>12s} {theirs:>12s}")
         if row["section"] == "memory":
             print("  less is better; used_memory from an empty server to the queue drained")
+        if "vs_plain" in row:
+            cost = row["vs_plain"]
+            print(f"  WAIT's cost: {cost['ratio']:.2f}x the req/s of redis://", end="")
+            print(f", p50 {cost['p50_ms_more']:+.1f} ms, p99 {cost['p99_ms_more']:+.1f} ms")
         for stack in ("port", "peer"):
             if row[stack] and "checks" in row[stack]:
                 print(f"  {'this port' if stack == 'port' else 'JS original'}: ", end="")
                 print(describe_checks(row["workload"], row[stack]["checks"]))
+
+
+def print_failover(measured: dict) -> None:
+    runs = measured["runs"]
+    print(f"\nFailover, kill -9 of the primary under {measured['clients']} paced clients", end="")
+    print(f" (GET {failover.PRODUCT} on ./serve.sh 9_stock; median of {len(runs)} runs):")
+    print(f"  sentinels promote the replica  {measured['promoted_s']:6.2f} s after the kill")
+    print(
+        f"  old primary back as a replica  {measured['rejoined_s']:6.2f} s (seen by the sentinels)"
+    )
+    print(f"  first reservation confirmed    {measured['first_confirmed_s']:6.2f} s after the kill")
+    failed = ", ".join(str(run["failed"]) for run in runs)
+    unclear = measured["unclear"]
+    clear = "every one a JSON 503" if not unclear else f"{unclear} NOT a JSON 503"
+    print(f"  requests failed meanwhile      {failed} ({clear})")
+    confirmed = sum(run["confirmed"] for run in runs)
+    taken = sum(run["stock_taken"] for run in runs)
+    lost = "nothing confirmed lost" if not measured["lost"] else f"{measured['lost']} LOST"
+    print(f"  {confirmed:,} confirmed, stock down {taken:,}: {lost}")
 
 
 def figure(figures: dict | None) -> str:

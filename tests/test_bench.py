@@ -23,13 +23,19 @@ WORKLOADS = [
     "Redis GET, no pipelining",
     "Redis GET, 16 pipelined",
 ]
+SENTINEL_WORKLOADS = [
+    "GET /reserve_product/1 (redis://)",
+    "GET /reserve_product/1 (Sentinel, WAIT)",
+    "GET /reserve_seat (redis://)",
+    "GET /reserve_seat (Sentinel, WAIT)",
+]
 
 
 def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     out = tmp_path / "figures.json"
     command = [sys.executable, "bench/run.py", "--jobs", "100", "--runs", "1", "--seconds", "1"]
     result = subprocess.run(
-        [*command, "--out", str(out)], cwd=PROJECT, capture_output=True, text=True, timeout=280
+        [*command, "--out", str(out)], cwd=PROJECT, capture_output=True, text=True, timeout=400
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
@@ -42,3 +48,12 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
         assert "node is not installed here" in result.stdout
     assert "this port  JS original   ratio" in result.stdout
     assert report["machine"]["cores"] > 0
+    # Sentinel: the write routes on both URLs, checked as they ran; one failover, with
+    # every failed request a JSON 503 and nothing confirmed lost.
+    assert [row["workload"] for row in report["sentinel_rows"]] == SENTINEL_WORKLOADS
+    assert all(check["right"] for row in report["sentinel_rows"] for check in row["port"]["checks"])
+    failover = report["failover"]
+    assert [run["right"] for run in failover["runs"]] == [True]
+    assert failover["unclear"] == failover["lost"] == 0
+    assert failover["runs"][0]["failed_before_kill"] == 0
+    assert "first reservation confirmed" in result.stdout
