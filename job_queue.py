@@ -1020,19 +1020,29 @@ class _WorkerLoop:
         self.queue_names = queue_names
         self.connection = connection
         self.worker_class = worker_class
-        self.stopping = threading.Event()
+        # A plain flag, not an Event: a processor's signal handler sets it, and Event.set
+        # takes a lock that the very thread the handler interrupted may hold (in
+        # Event.wait, or in an Event.set of the handler before): it waits for ever.
+        self.stop_requested = False
         self.worker: JobWorker | None = None
         self._unregistered: list[JobWorker] = []  # cut off from Redis as they stopped
 
     def run(self) -> None:
-        while not self.stopping.is_set():
+        while not self.stop_requested:
             self._work()
-            self.stopping.wait(1)  # Redis was lost: try again in a second
+            self._pause(1)  # Redis was lost: try again in a second
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, in short naps that a stop request ends (time.sleep takes no lock)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def request_stop(self) -> None:
         """Stop once the job in hand, if any, has ended. A flag, not an exception:
-        raised inside redis-py, an exception could pass for a lost connection."""
-        self.stopping.set()
+        raised inside redis-py, an exception could pass for a lost connection; and no
+        lock, as it runs in a signal handler."""
+        self.stop_requested = True
         if self.worker is not None:
             self.worker.request_stop()
 
@@ -1041,7 +1051,7 @@ class _WorkerLoop:
             self._unregister_the_stopped()
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
             self.worker.log = _WORKER_LOG
-            if not self.stopping.is_set():
+            if not self.stop_requested:
                 self.worker.work(logging_level="WARNING")
         except UNREACHABLE as error:
             log.warning("Worker: Redis unreachable (%s), trying again in 1 s", error)
@@ -1081,9 +1091,11 @@ def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None
 
     def on_signal(signum: int, frame: Any) -> None:
         # The pool passes Ctrl-C on too: the same request comes twice at once.
-        if first_request and time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
-            raise _ColdStop(1)
-        first_request[:] = first_request or [time.monotonic()]
+        if first_request:
+            if time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
+                raise _ColdStop(1)
+            return  # the same request again: already in hand
+        first_request.append(time.monotonic())
         loop.request_stop()
 
     signal.signal(signal.SIGINT, on_signal)
