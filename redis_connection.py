@@ -108,9 +108,20 @@ class _PrimaryConnection(SentinelManagedConnection):
     """A connection to the sentinels' primary, on which a primary without its replicas
     (NOREPLICAS) is as unreachable as a lost one: callers wait, or answer 503."""
 
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # redis-py 8.1.0 reconnects a connection that lost its server here, to the
+        # address it had, bypassing SentinelManagedConnection.connect: one held across
+        # a failover (a worker's own) would go back to the old primary for ever.
+        if self._sock is None:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)
+        except UNREACHABLE:
+            self.disconnect()  # redis-py's Sentinel connection keeps the dead socket
+            raise
         except redis.ResponseError as error:
             if str(error).startswith("NOREPLICAS"):
                 raise NoReplica(str(error).split(" script:")[0]) from error
