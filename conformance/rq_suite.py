@@ -35,7 +35,6 @@ import re
 import runpy
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -48,6 +47,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
+sys.path.insert(0, str(PROJECT))  # the project's harness, run as a script from anywhere
+
+from harness.redis_server import RedisServer, find_redis_server  # noqa: E402
+
 CACHE = PROJECT / ".cache"
 RESULTS = CACHE / "rq-conformance"
 
@@ -250,66 +253,6 @@ def _tmp(node: ast.AST) -> list[str]:
 # ---------------------------------------------------------------- redis-server
 
 
-def find_redis_server() -> str | None:
-    """REDIS_SERVER if set (a path), else the server install_redis.sh built, else one on
-    PATH (as harness/redis_server.py)."""
-    if chosen := os.environ.get("REDIS_SERVER"):
-        return chosen if Path(chosen).is_file() else None
-    built = PROJECT / ".redis" / "bin" / "redis-server"
-    return str(built) if built.exists() else shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of this run, on 127.0.0.1 and a free port, storing nothing on disk."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 10) -> "RedisServer":
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = self.directory / "redis.log"
-        command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        command += ["--dir", str(self.directory), "--save", "", "--appendonly", "no"]
-        command += ["--logfile", str(log)]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not self.command("PING"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"rq_suite: redis-server did not start: {log.read_text()}")
-            time.sleep(0.02)
-        return self
-
-    def command(self, *words: str) -> bool:
-        """Send one inline command; True if Redis answered +OK or +PONG."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), 1) as client:
-                client.sendall(" ".join(words).encode() + b"\r\n")
-                return client.recv(64).startswith((b"+OK", b"+PONG"))
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
 # ---------------------------------------------------------------- test processes
 
 
@@ -426,7 +369,8 @@ class Runner:
         try:
             if self.stopping.is_set():
                 return Run(test, mode, "error", 0.0, str(log))
-            server.command("FLUSHALL")
+            with server.client() as client:
+                client.flushall()
             with tempfile.NamedTemporaryFile("r", suffix=".result") as result, log.open("w") as out:
                 env = self.env | {
                     "RQ_CONFORMANCE_REDIS_PORT": str(server.port),
@@ -557,7 +501,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rq-conformance-") as temp:
         try:
             for slot in range(max(1, args.jobs)):
-                servers.append(RedisServer(binary, Path(temp) / f"redis-{slot}").start())
+                server = RedisServer(binary, Path(temp) / f"redis-{slot}", persist=False)
+                try:
+                    servers.append(server.start())
+                except RuntimeError as error:
+                    raise SystemExit(f"rq_suite: {error}") from None
             runner = Runner(sdist, servers, args)
             tests = runner.collect(args.files.split(","), args.keyword)
             pace = f"{args.jobs} at a time, {args.timeout:g} s each at most"
