@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+import dashboard
 from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
 from redis_connection import create_client
@@ -162,7 +163,7 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
     assert "Traceback" not in seats.stderr() + stock.stderr()
 
 
-def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script):
+def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script, monkeypatch):
     url = replicated.url
     processor = start_script("7_job_processor.py", url)
     rq(url, "suspend")
@@ -187,3 +188,9 @@ def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script)
     processor.interrupt()
     assert processor.wait() == 0
     assert "Traceback" not in processor.stderr()
+
+    # The dashboard, on the same URL, shows the queue on the new primary.
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.delenv("RQ_DASHBOARD_USERNAME", raising=False)
+    queues = dashboard.create_app().test_client().get("/0/data/queues.json").json["queues"]
+    assert [queue["name"] for queue in queues] == ["push_notification_code_2"]
