@@ -109,11 +109,11 @@ def main() -> None:
     print_table(report, rows)
     if bench.failover:
         print_failover(bench.failover)
-    out = Path(options.out)
+    out, seconds = Path(options.out), report["seconds"]
     if options.update and out.exists():
         report = updated(json.loads(out.read_text()), report, options.only.split(","))
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nFigures written to {options.out} ({report['seconds']} s in all)")
+    print(f"\nFigures written to {options.out} ({seconds} s in all)")
 
 
 def updated(old: dict, report: dict, sections: list[str]) -> dict:
