@@ -21,7 +21,8 @@ from harness.net import free_port
 from harness.redis_server import PROJECT
 from tests.scripts import wait_until
 
-pytestmark = pytest.mark.slow  # it builds, starts and kills servers with the script
+# It builds, starts and kills servers with the script; a build may take minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 INSTALL = PROJECT / "install_redis.sh"
 DUMP = PROJECT / "dump.rdb"
