@@ -57,7 +57,7 @@ class ScriptSet:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=120,  # a start takes ~10 s; under the suite-wide 300
         )
 
     @property
