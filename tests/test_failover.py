@@ -23,7 +23,7 @@ from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
 from redis_connection import create_client
 from tests.http_client import request, start_served
-from tests.scripts import script_env, wait_until
+from tests.scripts import run_script, script_env, wait_until
 from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end
 
 pytestmark = pytest.mark.slow  # five servers, apps, a failover
@@ -100,6 +100,19 @@ def workers_in(replicated: ReplicatedRedis) -> list[str]:
     """The states of the RQ workers registered on the primary."""
     with replicated.primary().client() as connection:
         return sorted(connection.hget(key, "state") for key in connection.smembers("rq:workers"))
+
+
+def test_the_course_scripts_run_on_a_sentinel_url(replicated):
+    with replicated.primary().client() as connection:
+        connection.set("Holberton", "School")
+        connection.wait(1, 5000)
+    for script in ("0_redis_client.py", "1_redis_op.py", "2_redis_op_async.py"):
+        done = run_script(script, replicated.url)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout.splitlines()[:2] in (
+            ["Redis client connected to the server"],
+            ["Redis client connected to the server", "School"],
+        )
 
 
 def test_a_connection_held_across_a_failover_goes_to_the_new_primary(replicated, monkeypatch):
