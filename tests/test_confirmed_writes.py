@@ -63,8 +63,12 @@ def test_an_unconfirmed_seat_reservation_is_a_503_and_its_job_is_canceled(
 ):
     with redis.Redis.from_url(redis_url) as connection:
         seat_app.launch(connection)
-        client = seat_app.create_app(connection).test_client()
-        reply = client.get("/reserve_seat")
+        app = seat_app.create_app(connection)
+        try:
+            reply = app.test_client().get("/reserve_seat")
+        finally:
+            # Its listener, left running, would take the ends of later tests' apps.
+            app.extensions["reservations"].close()
         assert (reply.status_code, reply.data) == (503, b'{"status":"Reservation failed"}')
         assert connection.lrange("rq:queue:reserve_seat", 0, -1) == []
         job = Job.fetch("1", connection=connection)
