@@ -63,11 +63,11 @@ def serve_command(module: str, port: int) -> list[str]:
     return ["env", *settings, str(PROJECT / "serve.sh"), module]
 
 
-def granian(module: str, port: int, threads: int) -> list[str]:
-    """granian with a thread count of its own, for --compare-servers only (serve.sh is
-    the production command)."""
+def granian(module: str, port: int, threads: int, *settings: str) -> list[str]:
+    """granian with a thread count and settings of its own, for --compare-servers only
+    (serve.sh is the production command)."""
     command = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2"]
-    command += ["--blocking-threads", str(threads), "--workers-kill-timeout", "5"]
+    command += ["--blocking-threads", str(threads), "--workers-kill-timeout", "5", *settings]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     return [*command, "--factory", f"{module}:create_app"]
 
@@ -85,6 +85,13 @@ SERVERS: dict[str, Callable[[str, int], list[str]]] = {
     "gunicorn, 4 sync workers": lambda module, port: gunicorn(module, port, workers=4),
     "gunicorn, 2 gthread workers x 8": lambda module, port: gunicorn(module, port, threads=8),
     "granian, 2 workers x 1 thread": lambda module, port: granian(module, port, threads=1),
+    "granian, 2 workers x 4 threads": lambda module, port: granian(module, port, threads=4),
+    "granian, 2 x 2, single-threaded runtime": lambda module, port: granian(
+        module, port, 2, "--runtime-mode", "st"
+    ),
+    "granian, 2 x 2, backpressure 8": lambda module, port: granian(
+        module, port, 2, "--backpressure", "8"
+    ),
     "granian, 2 workers x 2 threads": serve_command,  # serve.sh, as README says
 }
 
