@@ -71,8 +71,10 @@ def start_served(
     start_script: Callable[..., Script], module: str, redis_url: str, workers: int = 2, **env: str
 ) -> tuple[Script, int]:
     """`./serve.sh <module>` on 127.0.0.1 and a free port, as a user runs it; return it
-    once all its workers have started. (granian listens before they run: a request then
-    waits, and a stop then waits for them.) What it printed before is in `app.lines`."""
+    once all its workers have started and the port takes connections. (On Linux each
+    granian worker binds a socket of its own, SO_REUSEPORT, after granian's "Started
+    worker" line: a request sent on that line alone may be refused.) What it printed
+    before is in `app.lines`."""
     port = free_port()
     command = [str(SERVE), module]
     settings = {"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": str(workers), **env}
@@ -80,6 +82,7 @@ def start_served(
     waiting = {f"[INFO] Started worker-{n}" for n in range(1, workers + 1)}
     while waiting:  # a launch step or granian that fails ends it: next_line says so
         waiting.discard(app.next_line(timeout=30))
+    wait_for(app, port)
     return app, port
 
 
