@@ -69,6 +69,9 @@ def create_async_client() -> redis.asyncio.Redis:
 
 def _from_url(client_class: type, decode_responses: bool) -> Any:
     url = redis_url()
+    replicas = os.environ.get("REDIS_CONFIRM_REPLICAS") or "0"
+    if not replicas.isdigit():
+        sys.exit(f"Invalid REDIS_CONFIRM_REPLICAS {replicas!r}: a number of replicas, 0 or more")
     options = {"decode_responses": decode_responses}
     options["socket_connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     try:

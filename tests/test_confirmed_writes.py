@@ -98,3 +98,11 @@ def test_the_job_creator_script_says_it_in_one_line(redis_url):
         "Redis client not connected to the server: no replica confirmed the write in time\n"
     )
     assert done.stderr == ""
+
+
+def test_a_bad_replica_count_is_one_line(redis_url):
+    done = run_script("1_redis_op.py", redis_url, REDIS_CONFIRM_REPLICAS="one")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "Invalid REDIS_CONFIRM_REPLICAS 'one': a number of replicas, 0 or more\n"
+    )
