@@ -1,8 +1,5 @@
-"""RQ's own command line on REDIS_URL, a Sentinel URL included:
-
-    rq worker -c rq_settings reserve_seat
-    rq info -c rq_settings
-"""
+"""RQ's own command line on REDIS_URL, a Sentinel URL included: `rq worker -c
+rq_settings reserve_seat`, `rq info -c rq_settings`."""
 
 from redis_connection import settings_for_rq
 
