@@ -122,14 +122,8 @@ class RedisServer:
         )
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:
@@ -140,11 +134,25 @@ class RedisServer:
         self.process = None
 
     def _answers(self) -> bool:
-        """Whether this server answers; an error if another process answers on its port
-        (taken while it was stopped: its clients would silently use another's data)."""
-        with contextlib.suppress(redis.ConnectionError), self.client() as client:
-            answering = client.info("server")["process_id"]
-            if answering != self.pid:
-                raise RuntimeError(f"port {self.port} is another server's (pid {answering})")
-            return True
-        return False
+        return answers_as(self.client(), self.port, self.pid)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def answers_as(client: redis.Redis, port: int, pid: int) -> bool:
+    """Whether the server `pid` answers on `port`; an error if another process answers
+    there (taken while it was stopped: its clients would silently use another's data)."""
+    with contextlib.suppress(redis.ConnectionError), client:
+        answering = client.info("server")["process_id"]
+        if answering != pid:
+            raise RuntimeError(f"port {port} is another server's (pid {answering})")
+        return True
+    return False

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from harness.net import free_port
-from harness.redis_server import PROJECT, REDIS_CONF, RedisServer
+from harness.redis_server import PROJECT, REDIS_CONF, RedisServer, answers_as, stop_process
 
 # What the set's servers add to redis.conf: no writes without a replica.
 REPLICATED_CONF = PROJECT / "redis-replicated.conf"
@@ -88,12 +88,7 @@ class SentinelServer:
         return self
 
     def _answers(self) -> bool:
-        with contextlib.suppress(redis.ConnectionError), self.client() as client:
-            answering = client.info("server")["process_id"]
-            if answering != self.pid:
-                raise RuntimeError(f"port {self.port} is another server's (pid {answering})")
-            return True
-        return False
+        return answers_as(self.client(), self.port, self.pid)
 
     def named_primary(self) -> int | None:
         """The port of the primary this sentinel names now; None if it does not answer."""
@@ -120,14 +115,8 @@ class SentinelServer:
         return False
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
 
