@@ -10,10 +10,8 @@ the requests that failed meanwhile, and whether each got a clear JSON 503; and t
 stock taken covers every confirmation (nothing confirmed lost).
 """
 
-import http.client
 import json
 import statistics
-import threading
 import time
 from collections.abc import Callable
 
@@ -21,6 +19,7 @@ import redis
 
 from bench.processes import Running, wait_for
 from harness.net import accepts_connections, free_port
+from harness.paced_clients import PacedClients
 from harness.sentinel import ReplicatedRedis
 
 PRODUCT = "/reserve_product/1"
@@ -30,50 +29,11 @@ CONFIRMED = b'{"status":"Reservation confirmed","itemId":1}'
 CLIENTS, PAUSE = 4, 0.05  # four clients, 50 ms between a client's answer and its next request
 STEADY = 20  # confirmations before the kill, and after the first one that follows it
 TIMEOUT = 60  # seconds for any of the steps
-REQUEST_TIMEOUT = 10
 
 
-class PacedClients:
-    """`clients` threads each sending GET `path` one after another, `pause` seconds apart,
-    until stopped; every answer kept as (sent, answered, status, body), status None for
-    a request that got no HTTP answer."""
-
-    def __init__(self, port: int, path: str, clients: int, pause: float) -> None:
-        self.answers: list[tuple[float, float, int | None, bytes]] = []
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(port, path, pause), daemon=True)
-            for _ in range(clients)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _run(self, port: int, path: str, pause: float) -> None:
-        while not self._stopped.wait(pause):
-            sent = time.monotonic()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-            try:
-                connection.request("GET", path)
-                response = connection.getresponse()
-                status, body = response.status, response.read()
-            except (OSError, http.client.HTTPException) as error:
-                status, body = None, repr(error).encode()
-            finally:
-                connection.close()
-            with self._lock:
-                self.answers.append((sent, time.monotonic(), status, body))
-
-    def confirmed_since(self, moment: float) -> list[float]:
-        """When the requests sent after `moment` were confirmed."""
-        with self._lock:
-            return [done for sent, done, _, body in self.answers if sent > moment and ok(body)]
-
-    def stop(self) -> list[tuple[float, float, int | None, bytes]]:
-        self._stopped.set()
-        for thread in self._threads:
-            thread.join(REQUEST_TIMEOUT + 5)
-        return list(self.answers)
+def confirmed_since(clients: PacedClients, moment: float) -> list[float]:
+    """When the requests sent after `moment` were confirmed."""
+    return [done for sent, done, _, body in clients.answers() if sent > moment and ok(body)]
 
 
 def ok(body: bytes) -> bool:
@@ -104,7 +64,7 @@ def one_failover(replicated: ReplicatedRedis, serve: Callable, env: dict) -> dic
         wait_for(lambda: accepts_connections(port), 60)
         clients = PacedClients(port, PRODUCT, CLIENTS, PAUSE)
         try:
-            wait_for(lambda: len(clients.confirmed_since(0)) >= STEADY, TIMEOUT)
+            wait_for(lambda: len(confirmed_since(clients, 0)) >= STEADY, TIMEOUT)
             # Timed from the moment the process is gone (kill_primary waits for it): a
             # request sent before may still have been served by it.
             killed = replicated.kill_primary()
@@ -113,9 +73,10 @@ def one_failover(replicated: ReplicatedRedis, serve: Callable, env: dict) -> dic
             promoted_at = time.monotonic()
             replicated.restart(killed, TIMEOUT)  # returns once the sentinels see it a replica
             rejoined_at = time.monotonic()
-            wait_for(lambda: len(clients.confirmed_since(killed_at)) >= STEADY, TIMEOUT)
+            wait_for(lambda: len(confirmed_since(clients, killed_at)) >= STEADY, TIMEOUT)
         finally:
-            answers = clients.stop()
+            clients.stop()
+            answers = clients.answers()
     with primary_client(replicated) as client:
         taken = STOCK - int(client.get(STOCK_KEY))
     confirmed = sum(ok(body) for _, _, _, body in answers)

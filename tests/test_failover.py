@@ -11,7 +11,6 @@ what the processes printed, after waiting for conditions, never for a while.
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 import dashboard
+from harness.paced_clients import PacedClients
 from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
 from redis_connection import create_client
@@ -52,35 +52,6 @@ def replicated(tmp_path: Path):
     servers.stop()
 
 
-class PacedBuyers:
-    """`clients` clients each sending GET `path` one after another, `pause` seconds
-    apart, until stopped; every answer kept with the time it came."""
-
-    def __init__(self, port: int, path: str, clients: int, pause: float) -> None:
-        self.answers: list[tuple[float, tuple[int, bytes]]] = []
-        self._stopped = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._buy, args=(port, path, pause), daemon=True)
-            for _ in range(clients)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _buy(self, port: int, path: str, pause: float) -> None:
-        while not self._stopped.wait(pause):
-            reply = request(port, path)
-            self.answers.append((time.monotonic(), (reply.status, reply.body)))
-
-    def count(self, answer: tuple[int, bytes], after: float = 0) -> int:
-        return sum(1 for at, given in list(self.answers) if given == answer and at > after)
-
-    def stop(self) -> list[tuple[int, bytes]]:
-        self._stopped.set()
-        for thread in self._threads:
-            thread.join(60)
-        return [answer for _, answer in self.answers]
-
-
 def rq(url: str, *arguments: str) -> str:
     """RQ's own command line on the Sentinel URL, through rq_settings."""
     command = [str(Path(sys.executable).with_name("rq")), *arguments, "-c", "rq_settings"]
@@ -89,6 +60,10 @@ def rq(url: str, *arguments: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def confirmations(clients: PacedClients) -> int:
+    return clients.answered_since(0).count(CONFIRMED)
 
 
 def stock_left(connection: redis.Redis) -> int:
@@ -142,19 +117,23 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
         assert request(seats_port, "/process").status == 200
     stock, stock_port = start_served(start_script, "9_stock", url)
     rq(url, "suspend")  # seat jobs wait in the queue, to be run after the failover
-    seat_buyers = PacedBuyers(seats_port, "/reserve_seat", clients=3, pause=0.02)
-    stock_buyers = PacedBuyers(stock_port, "/reserve_product/2", clients=1, pause=0.3)
-    wait_until(lambda: stock_buyers.count(CONFIRMED) >= 2 and len(seat_buyers.answers) >= 30)
+    seat_buyers = PacedClients(seats_port, "/reserve_seat", clients=3, pause=0.02)
+    stock_buyers = PacedClients(stock_port, "/reserve_product/2", clients=1, pause=0.3)
+    wait_until(
+        lambda: confirmations(stock_buyers) >= 2 and len(seat_buyers.answered_since(0)) >= 30
+    )
 
     killed = replicated.kill_primary()
-    confirmed_before_the_kill = stock_buyers.count(CONFIRMED)
+    confirmed_before_the_kill = confirmations(stock_buyers)
     replicated.wait_for_failover(killed.port)
     replicated.restart(killed)  # it rejoins as a replica: writes are taken again
     assert role(killed) == "slave"
     back = time.monotonic()
-    wait_until(lambda: len([a for at, a in seat_buyers.answers if at > back]) >= 20, 30)
+    wait_until(lambda: len(seat_buyers.answered_since(back)) >= 20, 30)
     rq(url, "resume")
-    seat_answers, stock_answers = seat_buyers.stop(), stock_buyers.stop()
+    seat_buyers.stop()
+    stock_buyers.stop()
+    seat_answers, stock_answers = seat_buyers.answered_since(0), stock_buyers.answered_since(0)
 
     assert set(seat_answers) <= SEAT_ANSWERS
     assert set(stock_answers) <= STOCK_ANSWERS
