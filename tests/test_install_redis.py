@@ -19,6 +19,7 @@ import redis
 
 from harness.net import free_port
 from harness.redis_server import PROJECT
+from tests.redis_ports import answers, client
 from tests.scripts import wait_until
 
 # It builds, starts and kills servers with the script; a build may take minutes.
@@ -66,10 +67,6 @@ def project_copy(tmp_path: Path) -> Iterator[Path]:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def client(port: int) -> redis.Redis:
-    return redis.Redis(port=port, decode_responses=True)
 
 
 def test_dump_rdb_holds_holberton_school(make_redis_server):
@@ -131,14 +128,6 @@ def setting(name: str) -> str:
     """A setting's value as redis.conf writes it."""
     lines = (PROJECT / "redis.conf").read_text().splitlines()
     return next(line.split(None, 1)[1] for line in lines if line.startswith(f"{name} "))
-
-
-def answers(port: int) -> bool:
-    try:
-        with client(port) as redis_client:
-            return redis_client.ping()
-    except redis.ConnectionError:
-        return False
 
 
 def test_the_first_start_loads_the_dump_with_the_append_only_file_on(install_redis):

@@ -22,6 +22,7 @@ import redis
 from harness.net import free_port
 from harness.redis_server import PROJECT, RedisServer
 from harness.sentinel import MASTER_NAME, SENTINEL_COUNT, ReplicatedRedis, in_sync, role
+from tests.redis_ports import answers, client
 from tests.scripts import wait_until
 
 pytestmark = pytest.mark.slow  # it starts, kills and restarts servers and sentinels
@@ -104,18 +105,6 @@ def process_command(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def client(port: int) -> redis.Redis:
-    return redis.Redis(port=port, decode_responses=True)
-
-
-def answers(port: int) -> bool:
-    try:
-        with client(port) as redis_client:
-            return redis_client.ping()
-    except redis.ConnectionError:
-        return False
 
 
 def role_of(port: int) -> list:
