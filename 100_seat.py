@@ -1,10 +1,10 @@
 """Task 13 (100-seat.js): seat reservations through the queue reserve_seat, port 1245.
 
-`/reserve_seat` queues a job; `/process` starts working the queue in this process; each
-job takes one seat. The seats live in Redis under `available_seats`, and reservations
-are enabled while seats are left there, so every process agrees: several app
-processes, or `rq worker reserve_seat` run in this folder on another machine with the
-same REDIS_URL, never reserve more than there are.
+`/reserve_seat` queues a job; `/process` starts working the queue, in every process that
+serves the app; each job takes one seat. The seats live in Redis under
+`available_seats`, and reservations are enabled while seats are left there, so every
+process agrees: several app processes, or `rq worker reserve_seat` run in this folder
+on another machine with the same REDIS_URL, never reserve more than there are.
 
 Every reservation in process ends exactly once: one seat taken and `completed`, or no
 seat taken and `failed`, whatever crashes. A job takes its seat and records its claim
@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing.util
 import os
 import threading
+import time
 
 import redis
 from flask import Flask, Response
@@ -40,6 +41,10 @@ JOB_FUNCTION = "100_seat.reserve_seat_job"  # RQ names the function a job runs
 # job whose worker died is found abandoned this long plus 10 s after it started.
 JOB_TIMEOUT_SECONDS = 5
 LISTENERS = "100_seat"  # the app processes, which share the printing of the job ends
+# Set by /process, cleared by a launch: while it is there, every process serving the app
+# works the queue (a server's /process reaches one of its processes, and a process
+# started later, or again after a crash, must work it too).
+PROCESSING_KEY = "100_seat:processing"
 INITIAL_SEATS = 50
 
 # Reading the seats and writing them back in two steps (as the course did) lets two
@@ -128,12 +133,16 @@ def launch(client: redis.Redis | None = None) -> None:
     jobs heard from now on."""
     client = client or create_client(decode_responses=False)
     Seats(client).reserve_seat(INITIAL_SEATS)
+    client.delete(PROCESSING_KEY)  # the queue is worked once /process says so
     QueueListener.start_group(client, QUEUE, LISTENERS)
 
 
 class Reservations:
     """The app's state, all in Redis but for its two threads: the one that hears how
-    the queue's jobs end, and the one worker of the queue that `/process` starts."""
+    the queue's jobs end, and this process's worker of the queue, started once
+    `/process` was called on any process of the app."""
+
+    PROCESSING_CHECK_SECONDS = 1.0  # how soon a process follows a /process sent to another
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -145,9 +154,11 @@ class Reservations:
             completed=print_completed,
             failed=print_failed,
             before_failed=self._give_back_seat,  # done even if this process dies then
+            every_check=self.follow_processing,  # for a process that gets no requests
         )
         self.processor: WorkerThread | None = None
         self._listening_in: int | None = None  # the process whose thread hears the ends
+        self._next_processing_check = 0.0
         self._lock = threading.Lock()
 
     def _give_back_seat(self, job_id: str, error: str) -> None:
@@ -173,8 +184,26 @@ class Reservations:
                 self._stop_at_exit()
 
     def start_processing(self) -> None:
+        """/process: the queue is worked from now on, here and in the app's other processes."""
+        self.client.set(PROCESSING_KEY, 1)
+        self._start_worker()
+
+    def follow_processing(self) -> None:
+        """Work the queue here too if /process was called on another process (checked
+        once a second at most: before a request, and from the listener's thread)."""
+        if self._working_here() or time.monotonic() < self._next_processing_check:
+            return
+        self._next_processing_check = time.monotonic() + self.PROCESSING_CHECK_SECONDS
+        with contextlib.suppress(*UNREACHABLE):  # tried again later
+            if self.client.exists(PROCESSING_KEY):
+                self._start_worker()
+
+    def _working_here(self) -> bool:
+        return self.processor is not None and self.processor.is_alive()
+
+    def _start_worker(self) -> None:
         with self._lock:  # one worker, however many calls at once
-            if self.processor is None or not self.processor.is_alive():
+            if not self._working_here():
                 self.processor = WorkerThread([QUEUE], self.client)
 
     def close(self) -> None:
@@ -204,6 +233,7 @@ def create_app(client: redis.Redis | None = None) -> Flask:
     @app.before_request
     def listen() -> None:
         reservations.listen()
+        reservations.follow_processing()
 
     @app.get("/available_seats")
     def available_seats() -> Response:
@@ -221,7 +251,7 @@ def create_app(client: redis.Redis | None = None) -> Flask:
 
     @app.get("/process")
     def process() -> Response:
-        reservations.start_processing()
+        reservations.start_processing()  # Redis unreachable: 503, as every route
         return json_response({"status": "Queue processing"})
 
     return app

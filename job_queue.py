@@ -348,7 +348,8 @@ class QueueListener:
     idempotent (it may run again, in another listener), that must happen whatever
     becomes of this process; the handler after it then only prints. A listener's
     process killed between an XACK and the handler's print loses that one line: the
-    end itself is in Redis.
+    end itself is in Redis. `every_check()`, if given, runs in the listener's thread
+    every CHECK_EVERY_SECONDS.
     """
 
     CLAIM_AFTER_SECONDS = 10
@@ -363,6 +364,7 @@ class QueueListener:
         completed: Handler | None = None,
         failed: Handler | None = None,
         before_failed: Handler | None = None,
+        every_check: Callable[[], None] | None = None,
     ) -> None:
         self.queue = queue
         self.connection: redis.Redis = queue.connection
@@ -370,6 +372,7 @@ class QueueListener:
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.handlers = {"completed": completed, "failed": failed}
         self.before_taking = {"failed": before_failed}
+        self.every_check = every_check
         self._key = events_key(queue.name)
         self._reader = _blocking_client(queue.connection, self.CHECK_EVERY_SECONDS + 10)
         self._closed = threading.Event()
@@ -420,6 +423,8 @@ class QueueListener:
             self._next_check = time.monotonic() + self.CHECK_EVERY_SECONDS
             self._take_over_unhandled_ends()
             _clean_up_abandoned_jobs(self.queue)
+            if self.every_check is not None:
+                self.every_check()
         try:
             self._handle_all(self._read(">", block=self.CHECK_EVERY_SECONDS * 1000))
         except redis.ResponseError as error:

@@ -4,6 +4,7 @@ its job-end lines, and a watch on the seats left."""
 import threading
 
 import redis
+from rq import Queue, Worker
 
 IN_PROCESS = b'{"status":"Reservation in process"}'
 BLOCKED = b'{"status":"Reservation are blocked"}'
@@ -18,6 +19,14 @@ def seats(number: int) -> bytes:
 def is_end(line: str) -> bool:
     """A line the app prints when a job has ended (completed or failed)."""
     return line.startswith("Seat reservation job ")
+
+
+def pids_working_the_queue(url: str) -> set[int]:
+    """The processes whose workers RQ has registered on the queue reserve_seat (a
+    process killed with SIGKILL stays registered a while)."""
+    with redis.Redis.from_url(url) as connection:
+        queue = Queue("reserve_seat", connection=connection)
+        return {worker.pid for worker in Worker.all(queue=queue)}
 
 
 class SeatWatcher:

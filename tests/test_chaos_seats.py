@@ -16,7 +16,14 @@ from rq.registry import FinishedJobRegistry
 
 from tests.http_client import request, start_app, start_served, worker_pids
 from tests.scripts import wait_until
-from tests.seat_helpers import BLOCKED, IN_PROCESS, PROCESSING, SeatWatcher, is_end
+from tests.seat_helpers import (
+    BLOCKED,
+    IN_PROCESS,
+    PROCESSING,
+    SeatWatcher,
+    is_end,
+    pids_working_the_queue,
+)
 
 pytestmark = pytest.mark.slow  # crashes, done for real
 
@@ -156,16 +163,17 @@ def seats_left(redis_url: str) -> int:
         return int(connection.get("available_seats"))
 
 
-def process_everywhere(port: int) -> None:
-    """/process on each worker of the server (a new connection each time, which granian
-    gives to either worker)."""
-    for _ in range(12):
-        assert request(port, "/process").body == PROCESSING
+def every_worker_works_the_queue(app, port: int, redis_url: str) -> bool:
+    """After one /process: each live worker of the server works the queue (a request
+    each time, which granian gives to either worker: a worker follows /process on one)."""
+    request(port, "/available_seats")
+    return set(worker_pids(app)) <= pids_working_the_queue(redis_url)
 
 
 def test_a_server_worker_killed_mid_job_gives_no_seat_twice(redis_url, start_script):
     app, port = start_served(start_script, "100_seat", redis_url)
-    process_everywhere(port)
+    assert request(port, "/process").body == PROCESSING  # one call, for every worker
+    wait_until(lambda: every_worker_works_the_queue(app, port, redis_url))
     watcher = SeatWatcher(redis_url)
     buyers = Buyers([port], 150)
     wait_until(lambda: len(buyers.answers) >= 30, what="30 answers")
@@ -174,7 +182,8 @@ def test_a_server_worker_killed_mid_job_gives_no_seat_twice(redis_url, start_scr
     os.kill(victim, signal.SIGKILL)
     seats_at_the_kill = seats_left(redis_url)
     wait_until(lambda: len(worker_pids(app)) == 2 and victim not in worker_pids(app))
-    process_everywhere(port)  # the new worker works the queue too
+    # The new worker works the queue too, without another /process.
+    wait_until(lambda: every_worker_works_the_queue(app, port, redis_url))
     answers = buyers.wait()
     assert seats_left(redis_url) <= seats_at_the_kill  # the new worker did not reset them
 

@@ -15,10 +15,18 @@ from harness.net import free_port
 from job_queue import JobWorker
 from rq_bookkeeping import JobSteps
 from tests.flask_client import assert_json
-from tests.http_client import get, request, start_app, start_with_server
+from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli
 from tests.scripts import run_script, wait_until
-from tests.seat_helpers import BLOCKED, IN_PROCESS, PROCESSING, SeatWatcher, is_end, seats
+from tests.seat_helpers import (
+    BLOCKED,
+    IN_PROCESS,
+    PROCESSING,
+    SeatWatcher,
+    is_end,
+    pids_working_the_queue,
+    seats,
+)
 
 seat_app = importlib.import_module("100_seat")
 
@@ -105,6 +113,27 @@ def test_process_called_again_starts_no_second_worker(client, redis_url):
     assert workers_on_the_queue(redis_url) == 1
 
 
+def test_a_process_works_the_queue_once_process_was_called_on_any(
+    app, client, redis_client, monkeypatch
+):
+    monkeypatch.setattr(seat_app.Reservations, "PROCESSING_CHECK_SECONDS", 0)  # at each request
+    reservations = app.extensions["reservations"]
+    client.get("/available_seats")
+    assert reservations.processor is None  # launched: nothing works the queue yet
+    redis_client.set(seat_app.PROCESSING_KEY, 1)  # as /process on another process does
+    client.get("/available_seats")
+    assert reservations.processor.is_alive()
+    assert_json(client.get("/reserve_seat"), 200, IN_PROCESS)
+    wait_until(lambda: redis_client.get("available_seats") == "49")
+
+
+def test_a_launch_ends_processing_until_process_is_called(app, client, redis_client):
+    client.get("/process")
+    assert redis_client.exists(seat_app.PROCESSING_KEY)
+    seat_app.launch(app.extensions["reservations"].client)
+    assert not redis_client.exists(seat_app.PROCESSING_KEY)
+
+
 def test_without_redis_reservations_fail_with_503(make_redis_server):
     server = make_redis_server()  # never started
     with redis.Redis.from_url(server.url) as connection:
@@ -112,7 +141,9 @@ def test_without_redis_reservations_fail_with_503(make_redis_server):
         client = app.test_client()
         assert_json(client.get("/reserve_seat"), 503, b'{"status":"Reservation failed"}')
         assert_json(client.get("/available_seats"), 503, b'{"status":"Redis unavailable"}')
-        assert_json(client.get("/process"), 200, PROCESSING)
+        # Processing is turned on in Redis, for every process of the app: not without it.
+        assert_json(client.get("/process"), 503, b'{"status":"Redis unavailable"}')
+        assert app.extensions["reservations"].processor is None
         app.extensions["reservations"].close()
 
 
@@ -192,6 +223,22 @@ def test_200_reservations_at_once_complete_exactly_50(redis_url, start_script):
     assert get(port, "/available_seats") == seats(0)
     assert get(port, "/reserve_seat") == BLOCKED
     assert workers_on_the_queue(redis_url) == 1  # /process called 4 times started one
+
+
+def test_one_process_call_works_the_queue_in_every_worker_of_the_server(redis_url, start_script):
+    app, port = start_served(start_script, "100_seat", redis_url)
+    assert get(port, "/process") == PROCESSING  # it reaches one of the two workers
+
+    def both_work_the_queue() -> bool:
+        get(port, "/available_seats")  # on a new connection: either worker
+        return set(worker_pids(app)) <= pids_working_the_queue(redis_url)
+
+    wait_until(both_work_the_queue)
+    answers = [get(port, "/reserve_seat") for _ in range(10)]
+    assert answers == [IN_PROCESS] * 10
+    completed, failed = ended_jobs(job_ends(app, 10))
+    assert (completed, failed) == (10, [])
+    assert get(port, "/available_seats") == seats(40)
 
 
 def test_two_app_processes_agree(redis_url, start_script):
