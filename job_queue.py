@@ -54,10 +54,10 @@ from redis_scripts import LuaScript, NotConfirmed
 from rq_bookkeeping import (
     Claimed,
     JobSteps,
+    JobTemplate,
     Outcome,
     StepSettings,
     enqueue,
-    new_job,
     renew_heartbeat,
     wait_for_job_id,
 )
@@ -323,15 +323,28 @@ def _create_jobs(
 ) -> tuple[list[Job], str | None]:
     """The jobs, queued in one round trip, and the stream position of the first one's
     `created` event."""
-    callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
-    jobs = [new_job(queue, func, data, job_timeout, **callbacks) for data in datas]
-    if not jobs:
+    if not datas:
         return [], None
+    template = _template(queue, func, job_timeout)
+    jobs, hashes = zip(*(template.build(queue.connection, data) for data in datas), strict=True)
     try:
-        return jobs, enqueue(queue, jobs, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+        first_event = enqueue(queue, jobs, hashes, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
     except NotConfirmed as unconfirmed:
         _cancel_unconfirmed(queue, unconfirmed.reply)  # a job a worker took already runs
         raise
+    return list(jobs), first_event
+
+
+_templates: dict[tuple, JobTemplate] = {}
+
+
+def _template(queue: Queue, func: str | Callable, job_timeout: int) -> JobTemplate:
+    """One JobTemplate per queue, function and timeout, made once per process."""
+    key = (queue.name, queue.serializer, func, job_timeout)
+    if key not in _templates:
+        callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
+        _templates[key] = JobTemplate(queue, func, job_timeout, **callbacks)
+    return _templates[key]
 
 
 class QueueListener:

@@ -16,7 +16,7 @@ from job_queue import (
     JobWorker,
     events_key,
 )
-from rq_bookkeeping import enqueue, new_job
+from rq_bookkeeping import JobTemplate, enqueue
 from tests import bookkeeping_jobs
 from tests.redis_state import snapshot
 
@@ -57,8 +57,9 @@ def run_through_job_queue(
     """job_queue's way: JobCreator's jobs (with `job_options` too), a JobWorker."""
     queue = Queue("compare", connection=connection)
     callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
-    job = new_job(queue, func, JOB_DATA, JOB_TIMEOUT_SECONDS, **callbacks, **job_options)
-    enqueue(queue, [job], IDS_KEY, events_key(queue.name), EVENTS_KEPT)  # as JobCreator
+    template = JobTemplate(queue, func, JOB_TIMEOUT_SECONDS, **callbacks, **job_options)
+    job, stored = template.build(connection, JOB_DATA)
+    enqueue(queue, [job], [stored], IDS_KEY, events_key(queue.name), EVENTS_KEPT)  # as JobCreator
     worker = JobWorker([queue], connection=connection, **worker_options)
     worker.work(burst=True, logging_level="WARNING")
     return job.id, worker.name
