@@ -43,12 +43,13 @@ from rq.job_lifecycle import format_exc_info
 from rq.logutils import blue, green
 from rq.registry import CanceledJobRegistry, StartedJobRegistry
 from rq.suspension import is_suspended
-from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
 import rq_compat
+from job_timeouts import WatchedDeathPenalty
 from redis_connection import UNREACHABLE, confirmed_command, not_connected
 from redis_scripts import LuaScript, NotConfirmed
 from rq_bookkeeping import (
@@ -542,7 +543,7 @@ def _clean_up_abandoned_jobs(queue: Queue) -> None:
     failure callback tells their creator. Signals only work in the main thread; this
     may run in another."""
     StartedJobRegistry(
-        queue.name, connection=queue.connection, death_penalty_class=TimerDeathPenalty
+        queue.name, connection=queue.connection, death_penalty_class=WatchedDeathPenalty
     ).cleanup()
 
 
@@ -1006,9 +1007,9 @@ class _Heartbeat:
 
 class _ThreadJobWorker(JobWorker):
     """A JobWorker in a thread of a larger process (an app), where signals are not its
-    own: a timer stops a job past its timeout."""
+    own: the process's watching thread stops a job past its timeout."""
 
-    death_penalty_class = TimerDeathPenalty
+    death_penalty_class = WatchedDeathPenalty
 
 
 class _FailedJobIsAnOutcome(logging.Filter):
