@@ -49,11 +49,15 @@ INITIAL_SEATS = 50
 
 # Reading the seats and writing them back in two steps (as the course did) lets two
 # jobs both take the last seat; this script does both in one step, and records which
-# job holds the seat, so that a job run again does not take a second one.
+# job holds the seat, so that a job run again does not take a second one. A job that is
+# not started any more (its worker stalled so long that it was called abandoned, and
+# failed) takes none: its end has been told already.
 TAKE_ONE_SEAT = LuaScript(
-    keys=("seats", "claims"),  # the seats left, the ids of the jobs holding one
+    keys=("seats", "claims", "job"),  # the seats left, the ids of the jobs holding one,
+    # and the job's hash
     argv=("job_id",),
     body="""
+if redis.call('HGET', job, 'status') ~= 'started' then return -2 end
 local left = tonumber(redis.call('GET', seats) or '0')
 if redis.call('SISMEMBER', claims, job_id) == 1 then return left end
 if left < 1 then return -1 end
@@ -100,8 +104,10 @@ class Seats:
 
     def take_one(self, job_id: str) -> int | None:
         """The seats left once job `job_id` holds one, or None when there was none."""
-        keys = {"seats": self.KEY, "claims": self.CLAIMS_KEY}
+        keys = {"seats": self.KEY, "claims": self.CLAIMS_KEY, "job": Job.key_for(job_id)}
         left = TAKE_ONE_SEAT.run(self.client, keys, {"job_id": job_id})
+        if left == -2:
+            raise RuntimeError("Job ended already: no seat taken")
         return None if left < 0 else left
 
     def give_back(self, job_id: str) -> bool:

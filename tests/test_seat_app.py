@@ -333,9 +333,19 @@ def run_seat_job(connection, job_id: str):
         return seat_app.reserve_seat_job({})
 
 
+def start_next_job(reservations) -> None:
+    """Take the next job as a worker does, and leave it started."""
+    connection = reservations.client
+    worker = JobWorker([reservations.queue], connection=connection)
+    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
+    steps.step(None, reservations.queue)
+    steps.close()
+
+
 def test_a_job_run_again_takes_no_second_seat(app, redis_client):
     reservations = app.extensions["reservations"]
     assert reservations.reserve()
+    start_next_job(reservations)
     connection = reservations.client
     assert run_seat_job(connection, "1") == 49
     assert run_seat_job(connection, "1") == 49
@@ -347,9 +357,7 @@ def test_a_job_abandoned_after_taking_its_seat_gives_it_back_and_fails(app, redi
     connection = reservations.client
     reservations.reserve()
     reservations.reserve()
-    worker = JobWorker([reservations.queue], connection=connection)
-    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
-    steps.step(None, reservations.queue)  # job 1 started by a worker...
+    start_next_job(reservations)  # job 1 started by a worker...
     run_seat_job(connection, "1")  # ...that took a seat, then died
     assert seats_and_claims(redis_client) == (49, {"1"})
 
@@ -362,6 +370,20 @@ def test_a_job_abandoned_after_taking_its_seat_gives_it_back_and_fails(app, redi
     reservations.start_processing()  # job 2 takes the seat back
     assert printed_lines(capsys, 1) == ["Seat reservation job 2 completed"]
     assert seats_and_claims(redis_client) == (49, {"2"})
+
+
+def test_a_job_ended_before_it_ran_takes_no_seat(app, redis_client, capsys):
+    reservations = app.extensions["reservations"]
+    reservations.reserve()
+    start_next_job(reservations)  # job 1 started by a worker that stalls (SIGSTOP)...
+    reservations.listen()
+    StartedJobRegistry("reserve_seat", connection=reservations.client).cleanup(timestamp=2**40)
+    assert printed_lines(capsys, 1) == [
+        "Seat reservation job 1 failed: Job abandoned: its worker stopped before the job ended"
+    ]
+    with pytest.raises(RuntimeError, match="Job ended already: no seat taken"):
+        run_seat_job(reservations.client, "1")  # ...and then runs it
+    assert seats_and_claims(redis_client) == (50, set())
 
 
 def test_a_completed_job_keeps_its_seat(app, redis_client, capsys):
