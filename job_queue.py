@@ -428,7 +428,15 @@ class QueueListener:
                     # The stream and the group keep the events: nothing is lost meanwhile.
                     print(not_connected(error), flush=True)
                     time.sleep(1)
-            except Exception:  # an error reply, a job that cannot be loaded: go on
+            except redis.ResponseError as error:
+                if "NOGROUP" in str(error):  # a Redis that lost its data: hear what comes now
+                    self._unsure.clear()
+                    self._recovering = False
+                    self._join_group()
+                else:
+                    log.exception("Listening to %s", self._key)
+                    time.sleep(1)
+            except Exception:  # a job that cannot be loaded: go on
                 log.exception("Listening to %s", self._key)
                 time.sleep(1)
 
@@ -439,12 +447,7 @@ class QueueListener:
             _clean_up_abandoned_jobs(self.queue)
             if self.every_check is not None:
                 self.every_check()
-        try:
-            self._handle_all(self._read(">", block=self.CHECK_EVERY_SECONDS * 1000))
-        except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            self._join_group()  # a Redis that lost its data: hear what comes from now on
+        self._handle_all(self._read(">", block=self.CHECK_EVERY_SECONDS * 1000))
 
     def _read(self, start: str, block: int | None = None) -> list:
         """Entries for this listener: new ones (">"), or those it was given and has not

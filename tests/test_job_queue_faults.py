@@ -1,6 +1,7 @@
 """job_queue under faults, in one process against a real Redis: a job ends exactly once,
 and its end is written even when Redis drops right after the job ran."""
 
+import contextlib
 import threading
 
 import pytest
@@ -12,6 +13,7 @@ from rq.suspension import resume, suspend
 from rq.timeouts import TimerDeathPenalty
 
 from job_queue import (
+    JobWorker,
     QueueListener,
     WorkerThread,
     _ThreadJobWorker,
@@ -60,7 +62,11 @@ def test_report_progress_refuses_a_total_of_zero():
         report_progress(5, 0)
 
 
-def test_a_finished_job_is_written_finished_while_workers_are_suspended(connection, held_jobs):
+def test_a_finished_job_is_written_finished_while_workers_are_suspended(
+    connection, held_jobs, monkeypatch
+):
+    # Housekeeping (where a suspension holds the worker) comes after every job.
+    monkeypatch.setattr(JobWorker, "_housekeeping_due", lambda self: True)
     queue = Queue(QUEUE, connection=connection)
     job = create_job(queue, HELD_JOB, {})
     worker = WorkerThread([QUEUE], connection)
@@ -164,6 +170,47 @@ def test_a_listener_goes_on_after_a_handler_raises(connection, capsys):
         assert heard == [job.id for job in jobs]
     finally:
         listener.close()
+
+
+def group_exists(connection: redis.Redis) -> bool:
+    with contextlib.suppress(redis.ResponseError):  # no stream yet
+        return connection.xinfo_groups(events_key(QUEUE)) != []
+    return False
+
+
+def test_a_listener_goes_on_after_an_error_reply(connection, caplog):
+    queue = Queue(QUEUE, connection=connection)
+    heard = []
+    listener = QueueListener(queue, "app", completed=heard.append)
+    listener.listen_in_background()
+    try:
+        wait_until(lambda: any(c["cmd"] == "xreadgroup" for c in connection.client_list()))
+        connection.delete(events_key(QUEUE))  # the blocked read gets an error reply
+        wait_until(lambda: "UNBLOCKED the stream key no longer exists" in caplog.text)
+        wait_until(lambda: group_exists(connection))
+        job = create_job(queue, QUICK_JOB, {})
+        _ThreadJobWorker([queue], connection=connection).work(burst=True)
+        wait_until(lambda: heard == [job.id])
+    finally:
+        listener.close()
+
+
+def test_a_listener_hears_again_after_redis_lost_its_data(make_redis_server):
+    server = make_redis_server(persist=False).start()
+    with redis.Redis.from_url(server.url) as connection:
+        queue = Queue(QUEUE, connection=connection)
+        heard = []
+        listener = QueueListener(queue, "app", completed=heard.append)
+        listener.listen_in_background()
+        try:
+            server.kill()
+            server.start()  # empty: the events and the listeners' group are gone
+            wait_until(lambda: group_exists(connection))  # joined again
+            job = create_job(queue, QUICK_JOB, {})
+            _ThreadJobWorker([queue], connection=connection).work(burst=True)
+            wait_until(lambda: heard == [job.id])
+        finally:
+            listener.close()
 
 
 def test_listeners_of_a_group_share_the_ends_and_take_over_a_dead_one_s(connection):
