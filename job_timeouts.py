@@ -96,7 +96,9 @@ def _with_message(exception: type[BaseException], timeout: int) -> type[BaseExce
         message = f"Task exceeded maximum timeout value ({timeout} seconds)"
 
         def __init__(self, *args: object) -> None:
-            exception.__init__(self, message)
+            # Not exception.__init__: RQ's TimerDeathPenalty, if used in this process,
+            # replaced it with one that gives its own timeout's message.
+            BaseException.__init__(self, message)
 
         attributes = {"__init__": __init__, "__module__": exception.__module__}
         attributes["__qualname__"] = exception.__qualname__
