@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 from datetime import timedelta
+from typing import ClassVar
+from unittest import mock
 
 import pytest
 import redis
@@ -194,21 +196,59 @@ def test_the_heartbeat_ttl_of_rq_s_path_is_simple_worker_s_for_no_timeout(connec
         (RuntimeError, "found an unhandled exception, quitting..."),
     ],
 )
-def test_an_error_in_the_loop_ends_work_as_in_rq(connection, monkeypatch, caplog, error, line):
+def test_an_error_while_a_job_runs_ends_work_as_in_rq(connection, caplog, error, line):
     queue = Queue("q", connection=connection)
+    queue.enqueue(RETURNS, {})
     worker = JobWorker([queue], connection=connection)
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(error))
+    worker.execute_job = mock.Mock(side_effect=error)  # RQ's code runs the job: it raises
     assert worker.work(burst=True) is False
+    assert worker.execute_job.call_count == 1
     assert any(line in record.getMessage() for record in caplog.records)
     assert Worker.all(connection=connection) == []  # it said goodbye
 
 
-def test_a_lost_connection_ends_work_for_its_caller_to_start_anew(connection, monkeypatch):
+@pytest.mark.parametrize("error", [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+def test_a_redis_lost_between_jobs_is_waited_for_in_place_as_in_rq(connection, caplog, error):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.heartbeat = mock.Mock(side_effect=[error("lost"), None, None, None])
+    assert worker.work(burst=True) is True
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not connect to Redis instance: lost" in m for m in messages)
+
+
+def test_the_project_s_workers_leave_work_when_redis_is_lost(connection):
+    """_WorkerLoop starts a new one once Redis is back, registered afresh."""
     worker = JobWorker([Queue("q", connection=connection)], connection=connection)
-    lost = redis.exceptions.ConnectionError("lost")
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(lost))
+    worker.waits_for_redis_in_place = False
+    worker.heartbeat = mock.Mock(side_effect=redis.exceptions.ConnectionError("lost"))
     with pytest.raises(redis.exceptions.ConnectionError):
         worker.work(burst=True)
+
+
+class OwnSuccess(JobWorker):
+    succeeded: ClassVar[list[str]] = []
+
+    def handle_job_success(self, job, queue, started_job_registry, execution):
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        self.succeeded.append(job.id)
+
+
+def test_a_worker_whose_rq_hooks_are_changed_runs_every_job_through_rq_s_code(connection):
+    queue = Queue("q", connection=connection)
+    jobs = [queue.enqueue(RETURNS, {}) for _ in range(2)]
+    OwnSuccess([queue], connection=connection).work(burst=True)
+    assert OwnSuccess.succeeded == [job.id for job in jobs]
+    assert statuses(jobs) == ["finished", "finished"]
+
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.execute_job = mock.Mock()  # a job taken and never run
+    worker.work(burst=True)
+    assert worker.execute_job.call_args.args[0].id == job.id
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
 
 
 def test_a_failed_job_is_logged_as_rq_logs_it(connection, caplog):
