@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 from datetime import timedelta
-from typing import ClassVar
 from unittest import mock
 
 import pytest
@@ -228,21 +227,34 @@ def test_the_project_s_workers_leave_work_when_redis_is_lost(connection):
         worker.work(burst=True)
 
 
-class OwnSuccess(JobWorker):
-    succeeded: ClassVar[list[str]] = []
+# RQ's per-job hooks a subclass may change, and a job for which RQ's code calls each.
+RQ_HOOKS = {
+    "execute_job": RETURNS,
+    "perform_job": RETURNS,
+    "prepare_job_execution": RETURNS,
+    "handle_job_success": RETURNS,
+    "handle_job_failure": FAILS,
+    "get_heartbeat_ttl": RETURNS,
+}
 
-    def handle_job_success(self, job, queue, started_job_registry, execution):
-        super().handle_job_success(job, queue, started_job_registry, execution)
-        self.succeeded.append(job.id)
 
+@pytest.mark.parametrize(("hook", "func"), RQ_HOOKS.items())
+def test_a_subclass_s_rq_hooks_run_for_every_job(connection, hook, func):
+    called = []
 
-def test_a_worker_whose_rq_hooks_are_changed_runs_every_job_through_rq_s_code(connection):
+    def own_hook(self, job, *args, **kwargs):
+        called.append(job.id)
+        return getattr(JobWorker, hook)(self, job, *args, **kwargs)
+
     queue = Queue("q", connection=connection)
-    jobs = [queue.enqueue(RETURNS, {}) for _ in range(2)]
-    OwnSuccess([queue], connection=connection).work(burst=True)
-    assert OwnSuccess.succeeded == [job.id for job in jobs]
-    assert statuses(jobs) == ["finished", "finished"]
+    jobs = [queue.enqueue(func, {}) for _ in range(2)]
+    type("Own", (JobWorker,), {hook: own_hook})([queue], connection=connection).work(burst=True)
+    assert list(dict.fromkeys(called)) == [job.id for job in jobs]
+    assert statuses(jobs) == ["failed" if func == FAILS else "finished"] * 2
 
+
+def test_a_hook_changed_on_the_worker_runs_for_every_job(connection):
+    queue = Queue("q", connection=connection)
     job = queue.enqueue(RETURNS, {})
     worker = JobWorker([queue], connection=connection)
     worker.execute_job = mock.Mock()  # a job taken and never run
