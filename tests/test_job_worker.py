@@ -4,7 +4,10 @@ the heartbeat of a long job, errors in the loop, signals, the logs. RQ's own wor
 tests check the rest (conformance/rq_suite.py)."""
 
 import logging
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -24,7 +27,7 @@ from job_queue import JobWorker, _ThreadJobWorker
 from rq_bookkeeping import renew_heartbeat
 from tests.held_jobs import let_end
 from tests.rq_cli import RQ
-from tests.scripts import Script, wait_until
+from tests.scripts import PROJECT, Script, script_env, wait_until
 
 RETURNS = "tests.worker_jobs.returns"
 FAILS = "tests.worker_jobs.fails"
@@ -78,6 +81,35 @@ def test_the_logging_arguments_are_rq_s(connection):
         assert rq_logger.level == logging.DEBUG
     finally:
         rq_logger.setLevel(level)
+
+
+# A JobWorker's work() with RQ's logging arguments, in a process of its own: RQ sets up
+# its log handlers only where logging has none (pytest's capture is one).
+WORKS_WITH_LOG_FORMATS = """
+import os, redis
+from rq import Queue
+from job_queue import JobWorker
+connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+JobWorker([Queue("q", connection=connection)], connection=connection).work(
+    burst=True, logging_level="INFO", date_format="%Y", log_format="[%(asctime)s] %(message)s"
+)
+"""
+
+
+def test_date_format_and_log_format_are_rq_s(redis_url, connection):
+    job = Queue("q", connection=connection).enqueue(RETURNS, {})
+    done = subprocess.run(
+        [sys.executable, "-c", WORKS_WITH_LOG_FORMATS],
+        cwd=PROJECT,
+        env=script_env(redis_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.endswith(f"Job OK ({job.id})") for line in lines)
+    assert all(re.match(r"\[\d{4}\] \S", line) for line in lines), lines
 
 
 @pytest.mark.parametrize(
