@@ -1208,7 +1208,10 @@ class _JobWorkerPool(WorkerPool):
     """RQ's worker pool (it starts the workers, restarts one that died, and stops them
     on Ctrl-C or SIGTERM), whose workers survive a Redis restart."""
 
-    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES).
+    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES). `burst`
+    # and `logging_level` are not passed on: work() below, the one caller, starts the pool
+    # with neither (burst False, WARNING), and a _WorkerLoop starts a new worker whenever
+    # one returns, as a burst worker does once the queues are empty.
     def get_worker_process(
         self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
     ) -> BaseProcess:
