@@ -593,6 +593,11 @@ class JobWorker(SimpleWorker):
     HEARTBEAT_MARGIN_SECONDS = 10
     # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
     WAIT_SECONDS = 1
+    # RQ's: a worker that loses Redis between jobs waits for it in place, trying again
+    # after 1 s, 2 s, 4 s... up to a minute. _WorkerLoop's workers leave work() instead
+    # (False), and it starts a new worker once Redis is back, registered afresh: a Redis
+    # restarted without its data has lost the old one's registration.
+    waits_for_redis_in_place = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
@@ -656,6 +661,8 @@ class JobWorker(SimpleWorker):
         outcome: Outcome | None = None
         completed = 0
         idle_since = time.monotonic()
+        waiting = True  # between jobs, where RQ's worker waits for a lost Redis in place
+        reconnect_wait = 1.0
         try:
             while True:
                 try:
@@ -682,7 +689,10 @@ class JobWorker(SimpleWorker):
                             )
                             break
                         continue
+                    reconnect_wait = 1.0
+                    waiting = False
                     outcome = self._run(claimed, queue)
+                    waiting = True
                     completed += 1
                     idle_since = time.monotonic()
                     if max_jobs is not None and completed >= max_jobs:
@@ -690,18 +700,38 @@ class JobWorker(SimpleWorker):
                             "Worker %s: finished executing %d jobs, quitting", self.name, completed
                         )
                         break
-                # RQ's loop's rules, but for a lost connection (below).
-                except redis.exceptions.TimeoutError:
-                    self.log.error("Worker %s: Redis connection timeout, quitting...", self.name)
+                # RQ's loop's rules, and its dequeue's for a Redis lost between jobs.
+                except UNREACHABLE as error:
+                    if not self.waits_for_redis_in_place:
+                        raise  # for the caller to start anew (_WorkerLoop)
+                    if waiting and not self.stop_requested:
+                        self.log.error(
+                            "Worker %s: could not connect to Redis instance: %s retrying in %d "
+                            "seconds...",
+                            self.name,
+                            error,
+                            reconnect_wait,
+                        )
+                        self._back_off(reconnect_wait)
+                        reconnect_wait = min(
+                            reconnect_wait * self.exponential_backoff_factor,
+                            self.max_connection_wait_time,
+                        )
+                        continue
+                    if isinstance(error, redis.exceptions.TimeoutError):
+                        self.log.error(
+                            "Worker %s: Redis connection timeout, quitting...", self.name
+                        )
+                    else:
+                        self.log.error(
+                            "Worker %s: found an unhandled exception, quitting...",
+                            self.name,
+                            exc_info=True,
+                        )
                     break
                 except StopRequested:  # `rq suspend` in burst mode
                     break
                 except SystemExit:  # a cold stop
-                    raise
-                except redis.exceptions.ConnectionError:
-                    # Where RQ waits for Redis in place, a JobWorker stops and says why: its
-                    # caller (_WorkerLoop) starts a new one once Redis is back, registered
-                    # afresh (a Redis restarted without its data has lost this one).
                     raise
                 except BaseException:
                     self.log.error(
@@ -742,6 +772,12 @@ class JobWorker(SimpleWorker):
             return
         self._signals_to_restore = current
         rq_compat.install_signal_handlers(self)
+
+    def _back_off(self, seconds: float) -> None:
+        """Sleep, unless asked to stop meanwhile."""
+        end = time.monotonic() + seconds
+        while not self.stop_requested and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     def _restore_signal_handlers(self) -> None:
         for number, handler in self._signals_to_restore.items():
@@ -826,10 +862,20 @@ class JobWorker(SimpleWorker):
             heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
             no_timeout_ttl=DEFAULT_WORKER_TTL,
             one_queue=len(self.queues) == 1,
+            fast_path=self._may_take_fast_path(),
             events_kept=EVENTS_KEPT,
             events_key=events_key,
             success_callback=ON_SUCCESS.name,
             failure_callback=ON_FAILURE.name,
+        )
+
+    def _may_take_fast_path(self) -> bool:
+        """Whether RQ's per-job hooks are JobWorker's own. The step does their work for
+        the jobs it covers: a subclass or a test that changes one of them (on the class
+        or the worker) expects RQ's code to run them, so then every job goes through it."""
+        return all(
+            name not in vars(self) and getattr(type(self), name) is _OWN_HOOKS[name]
+            for name in _RQ_HOOKS
         )
 
     def _housekeeping_due(self) -> bool:
@@ -973,6 +1019,25 @@ class JobWorker(SimpleWorker):
                 )
 
 
+# RQ's methods that run a job and write its bookkeeping, which the step does instead for
+# a job it covers (rq/worker/base.py, worker_classes.py).
+_RQ_HOOKS = (
+    "execute_job",
+    "prepare_execution",
+    "perform_job",
+    "prepare_job_execution",
+    "handle_execution_ended",
+    "handle_job_success",
+    "handle_job_failure",
+    "cleanup_execution",
+    "increment_successful_job_count",
+    "increment_failed_job_count",
+    "increment_total_working_time",
+    "get_heartbeat_ttl",
+)
+_OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
+
+
 class _ColdStop(SystemExit):
     """A processor's second Ctrl-C: the worker process ends at once, and its job is left
     to be found abandoned (not failed as a job that raised SystemExit)."""
@@ -1073,6 +1138,7 @@ class _WorkerLoop:
             self._unregister_the_stopped()
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
             self.worker.log = _WORKER_LOG
+            self.worker.waits_for_redis_in_place = False
             if not self.stop_requested:
                 self.worker.work(logging_level="WARNING")
         except UNREACHABLE as error:
@@ -1146,7 +1212,10 @@ class _JobWorkerPool(WorkerPool):
     """RQ's worker pool (it starts the workers, restarts one that died, and stops them
     on Ctrl-C or SIGTERM), whose workers survive a Redis restart."""
 
-    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES).
+    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES). `burst`
+    # and `logging_level` are not passed on: work() below, the one caller, starts the pool
+    # with neither (burst False, WARNING), and a _WorkerLoop starts a new worker whenever
+    # one returns, as a burst worker does once the queues are empty.
     def get_worker_process(
         self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
     ) -> BaseProcess:

@@ -93,6 +93,8 @@ STEP_ARGV = (
     # 2. taking the next job
     "take",  # 'pop': the next on the queue; 'id': the one take_id names; '': none
     "take_id",
+    "fast_path",  # '1': a job the step can do all of is started here; '': every job is
+    # left to RQ's code (a worker whose RQ hooks were changed: JobWorker._may_take_fast_path)
     "one_queue",  # '1': pop into the intermediate list (RQ's dequeue for a worker of one
     # queue, whose job RQ's own code then takes out of it); '': a plain LPOP (several queues)
     "heartbeat_margin",  # seconds past its timeout before a job counts as abandoned
@@ -201,7 +203,7 @@ if not f[1] then
   redis.call('LREM', intermediate, 1, id)  -- deleted meanwhile: RQ skips it too
   return {'gone'}
 end
-local covered = f[1] == 'queued' and not f[2] and not f[3] and not f[4]
+local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[3] and not f[4]
   and (f[5] or '') == '' and (f[6] or '') == '' and not f[7]
   and (f[8] == '' or f[8] == success_callback)
   and (f[9] == '' or f[9] == failure_callback) and (f[10] or '') == ''
@@ -480,6 +482,7 @@ class StepSettings:
     heartbeat_margin: int  # seconds past its timeout before a job counts as abandoned
     no_timeout_ttl: int  # the heartbeat TTL of a job without a timeout (-1)
     one_queue: bool  # the worker works one queue: RQ then pops into its intermediate list
+    fast_path: bool  # False: every job is left to RQ's own code
     events_kept: int  # the events streams' approximate length
     events_key: Callable[[str], str]  # a queue's name -> its events stream
     success_callback: str  # the callbacks whose effect is the step's own event
@@ -533,6 +536,7 @@ class JobSteps:
             **_outcome_args(outcome),
             "take": "" if queue is None else "id" if job_id else "pop",
             "take_id": job_id,
+            "fast_path": "1" if settings.fast_path else "",
             "one_queue": "1" if settings.one_queue else "",
             "heartbeat_margin": settings.heartbeat_margin,
             "no_timeout_ttl": settings.no_timeout_ttl,

@@ -4,10 +4,14 @@ the heartbeat of a long job, errors in the loop, signals, the logs. RQ's own wor
 tests check the rest (conformance/rq_suite.py)."""
 
 import logging
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import redis
@@ -23,7 +27,7 @@ from job_queue import JobWorker, _ThreadJobWorker
 from rq_bookkeeping import renew_heartbeat
 from tests.held_jobs import let_end
 from tests.rq_cli import RQ
-from tests.scripts import Script, wait_until
+from tests.scripts import PROJECT, Script, script_env, wait_until
 
 RETURNS = "tests.worker_jobs.returns"
 FAILS = "tests.worker_jobs.fails"
@@ -77,6 +81,35 @@ def test_the_logging_arguments_are_rq_s(connection):
         assert rq_logger.level == logging.DEBUG
     finally:
         rq_logger.setLevel(level)
+
+
+# A JobWorker's work() with RQ's logging arguments, in a process of its own: RQ sets up
+# its log handlers only where logging has none (pytest's capture is one).
+WORKS_WITH_LOG_FORMATS = """
+import os, redis
+from rq import Queue
+from job_queue import JobWorker
+connection = redis.Redis.from_url(os.environ["REDIS_URL"])
+JobWorker([Queue("q", connection=connection)], connection=connection).work(
+    burst=True, logging_level="INFO", date_format="%Y", log_format="[%(asctime)s] %(message)s"
+)
+"""
+
+
+def test_date_format_and_log_format_are_rq_s(redis_url, connection):
+    job = Queue("q", connection=connection).enqueue(RETURNS, {})
+    done = subprocess.run(
+        [sys.executable, "-c", WORKS_WITH_LOG_FORMATS],
+        cwd=PROJECT,
+        env=script_env(redis_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.endswith(f"Job OK ({job.id})") for line in lines)
+    assert all(re.match(r"\[\d{4}\] \S", line) for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -194,21 +227,72 @@ def test_the_heartbeat_ttl_of_rq_s_path_is_simple_worker_s_for_no_timeout(connec
         (RuntimeError, "found an unhandled exception, quitting..."),
     ],
 )
-def test_an_error_in_the_loop_ends_work_as_in_rq(connection, monkeypatch, caplog, error, line):
+def test_an_error_while_a_job_runs_ends_work_as_in_rq(connection, caplog, error, line):
     queue = Queue("q", connection=connection)
+    queue.enqueue(RETURNS, {})
     worker = JobWorker([queue], connection=connection)
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(error))
+    worker.execute_job = mock.Mock(side_effect=error)  # RQ's code runs the job: it raises
     assert worker.work(burst=True) is False
+    assert worker.execute_job.call_count == 1
     assert any(line in record.getMessage() for record in caplog.records)
     assert Worker.all(connection=connection) == []  # it said goodbye
 
 
-def test_a_lost_connection_ends_work_for_its_caller_to_start_anew(connection, monkeypatch):
+@pytest.mark.parametrize("error", [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+def test_a_redis_lost_between_jobs_is_waited_for_in_place_as_in_rq(connection, caplog, error):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.heartbeat = mock.Mock(side_effect=[error("lost"), None, None, None])
+    assert worker.work(burst=True) is True
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not connect to Redis instance: lost" in m for m in messages)
+
+
+def test_the_project_s_workers_leave_work_when_redis_is_lost(connection):
+    """_WorkerLoop starts a new one once Redis is back, registered afresh."""
     worker = JobWorker([Queue("q", connection=connection)], connection=connection)
-    lost = redis.exceptions.ConnectionError("lost")
-    monkeypatch.setattr(worker, "check_for_suspension", lambda burst: (_ for _ in ()).throw(lost))
+    worker.waits_for_redis_in_place = False
+    worker.heartbeat = mock.Mock(side_effect=redis.exceptions.ConnectionError("lost"))
     with pytest.raises(redis.exceptions.ConnectionError):
         worker.work(burst=True)
+
+
+# RQ's per-job hooks a subclass may change, and a job for which RQ's code calls each.
+RQ_HOOKS = {
+    "execute_job": RETURNS,
+    "perform_job": RETURNS,
+    "prepare_job_execution": RETURNS,
+    "handle_job_success": RETURNS,
+    "handle_job_failure": FAILS,
+    "get_heartbeat_ttl": RETURNS,
+}
+
+
+@pytest.mark.parametrize(("hook", "func"), RQ_HOOKS.items())
+def test_a_subclass_s_rq_hooks_run_for_every_job(connection, hook, func):
+    called = []
+
+    def own_hook(self, job, *args, **kwargs):
+        called.append(job.id)
+        return getattr(JobWorker, hook)(self, job, *args, **kwargs)
+
+    queue = Queue("q", connection=connection)
+    jobs = [queue.enqueue(func, {}) for _ in range(2)]
+    type("Own", (JobWorker,), {hook: own_hook})([queue], connection=connection).work(burst=True)
+    assert list(dict.fromkeys(called)) == [job.id for job in jobs]
+    assert statuses(jobs) == ["failed" if func == FAILS else "finished"] * 2
+
+
+def test_a_hook_changed_on_the_worker_runs_for_every_job(connection):
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(RETURNS, {})
+    worker = JobWorker([queue], connection=connection)
+    worker.execute_job = mock.Mock()  # a job taken and never run
+    worker.work(burst=True)
+    assert worker.execute_job.call_args.args[0].id == job.id
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
 
 
 def test_a_failed_job_is_logged_as_rq_logs_it(connection, caplog):
