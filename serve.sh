@@ -12,7 +12,9 @@
 # the signals reach it: a worker that dies is started again (--respawn-failed-workers;
 # without it granian stops the whole server when one worker dies), and a worker that
 # will not stop is killed after 5 s (--workers-kill-timeout; a SIGTERM that comes while
-# the workers start would otherwise leave granian waiting for them forever).
+# the workers start would otherwise leave granian waiting for them forever). Each worker
+# takes 8 requests at a time (--backpressure 8), the rest wait in the listen queue: the
+# same requests a second, with the p99 latency halved (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"  # the apps are imported by module name, from here
 
@@ -31,5 +33,5 @@ run(getattr(importlib.import_module(sys.argv[1]), "launch", lambda: None))
 ' "$module"
 
 exec .venv/bin/granian --interface wsgi --workers "${WORKERS:-2}" --blocking-threads 2 \
-  --respawn-failed-workers --workers-kill-timeout 5 \
+  --respawn-failed-workers --workers-kill-timeout 5 --backpressure 8 \
   --host "${HOST:-127.0.0.1}" --port "${PORT:-1245}" --factory "$module:create_app"
