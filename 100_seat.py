@@ -237,7 +237,7 @@ def create_app(client: redis.Redis | None = None) -> Flask:
         add_dashboard(app, "/rq", required)
 
     @app.before_request
-    def listen() -> None:
+    def start_threads() -> None:
         reservations.listen()
         reservations.follow_processing()
 

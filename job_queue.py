@@ -428,17 +428,15 @@ class QueueListener:
                     # The stream and the group keep the events: nothing is lost meanwhile.
                     print(not_connected(error), flush=True)
                     time.sleep(1)
-            except redis.ResponseError as error:
-                if "NOGROUP" in str(error):  # a Redis that lost its data: hear what comes now
+            except Exception as error:  # an error reply, a job that cannot be loaded: go on
+                if isinstance(error, redis.ResponseError) and "NOGROUP" in str(error):
+                    # A Redis that lost its data: hear what comes from now on.
                     self._unsure.clear()
                     self._recovering = False
                     self._join_group()
                 else:
                     log.exception("Listening to %s", self._key)
                     time.sleep(1)
-            except Exception:  # a job that cannot be loaded: go on
-                log.exception("Listening to %s", self._key)
-                time.sleep(1)
 
     def _listen_once(self) -> None:
         if time.monotonic() >= self._next_check:

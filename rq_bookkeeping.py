@@ -277,19 +277,6 @@ def renew_heartbeat(
     return HEARTBEAT.run(connection, keys, args) == 1
 
 
-def new_job(queue: Queue, func: Any, data: Any, timeout: int, **options: Any) -> Job:
-    """A job running `func(data)` on `queue`, as queue.create_job builds it."""
-    return Job.create(
-        func,
-        args=(data,),
-        connection=queue.connection,
-        timeout=timeout,
-        origin=queue.name,
-        serializer=_serializer(queue.serializer),
-        **options,
-    )
-
-
 class JobTemplate:
     """Jobs running `func(data)` on one queue, as RQ's Queue.create_job builds them and
     enqueue_job stores them, at a third of the cost: RQ builds one job, and each job's
@@ -299,7 +286,15 @@ class JobTemplate:
 
     def __init__(self, queue: Queue, func: Any, timeout: int, **options: Any) -> None:
         """`options`: Job.create's (callbacks, result_ttl, failure_ttl...)."""
-        sample = new_job(queue, func, None, timeout, **options)
+        sample = Job.create(  # as queue.create_job builds it
+            func,
+            args=(None,),
+            connection=queue.connection,
+            timeout=timeout,
+            origin=queue.name,
+            serializer=_serializer(queue.serializer),
+            **options,
+        )
         rq_compat.prepare_for_queue(queue, sample)  # origin, enqueued_at, status: RQ's own
         self._stored = sample.to_dict()
         self._func_name = sample.func_name

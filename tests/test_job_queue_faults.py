@@ -178,6 +178,14 @@ def group_exists(connection: redis.Redis) -> bool:
     return False
 
 
+def hears_the_next_end(connection: redis.Redis, queue: Queue, heard: list[str]) -> None:
+    """Once the listener has joined its group again, a new job's end reaches it."""
+    wait_until(lambda: group_exists(connection))
+    job = create_job(queue, QUICK_JOB, {})
+    _ThreadJobWorker([queue], connection=connection).work(burst=True)
+    wait_until(lambda: heard == [job.id])
+
+
 def test_a_listener_goes_on_after_an_error_reply(connection):
     queue = Queue(QUEUE, connection=connection)
     heard = []
@@ -188,10 +196,7 @@ def test_a_listener_goes_on_after_an_error_reply(connection):
         # The blocked read gets an error reply (UNBLOCKED the stream key no longer
         # exists); the next one, NOGROUP: the listener joins again.
         connection.delete(events_key(QUEUE))
-        wait_until(lambda: group_exists(connection))
-        job = create_job(queue, QUICK_JOB, {})
-        _ThreadJobWorker([queue], connection=connection).work(burst=True)
-        wait_until(lambda: heard == [job.id])
+        hears_the_next_end(connection, queue, heard)
     finally:
         listener.close()
 
@@ -206,10 +211,7 @@ def test_a_listener_hears_again_after_redis_lost_its_data(make_redis_server):
         try:
             server.kill()
             server.start()  # empty: the events and the listeners' group are gone
-            wait_until(lambda: group_exists(connection))  # joined again
-            job = create_job(queue, QUICK_JOB, {})
-            _ThreadJobWorker([queue], connection=connection).work(burst=True)
-            wait_until(lambda: heard == [job.id])
+            hears_the_next_end(connection, queue, heard)
         finally:
             listener.close()
 
