@@ -26,6 +26,7 @@ class LuaScript:
     def __init__(self, keys: Sequence[str], argv: Sequence[str], body: str) -> None:
         self.keys = tuple(keys)
         self.argv = tuple(argv)
+        self._key_set, self._argv_set = frozenset(keys), frozenset(argv)
         header = f"local REST_AT = {len(self.argv) + 1}\n"
         if self.keys:
             header += f"local {', '.join(self.keys)} = unpack(KEYS, 1, {len(self.keys)})\n"
@@ -65,9 +66,9 @@ class LuaScript:
         it (a new or restarted server), without redis-py's per-command wrappers
         (retries, events: a fifth of queueing a job). A connection cut off is dropped:
         a reply may be on its way, and the next command reconnects."""
-        key_values = _in_order(self.keys, keys)
+        key_values = _in_order(self.keys, self._key_set, keys)
         command = ("EVALSHA", self.sha, len(key_values), *key_values)
-        command += (*_in_order(self.argv, args), *rest)
+        command += (*_in_order(self.argv, self._argv_set, args), *rest)
         try:
             try:
                 connection.send_command(*command)
@@ -82,8 +83,8 @@ class LuaScript:
             raise
 
 
-def _in_order(names: Sequence[str], values: dict[str, Any]) -> list[Any]:
+def _in_order(names: Sequence[str], name_set: frozenset, values: dict[str, Any]) -> list[Any]:
     """The values, in the order of the names: all of them, and only them."""
-    if values.keys() != set(names):
-        raise ValueError(f"arguments {sorted(set(values) ^ set(names))} missing or unknown")
+    if values.keys() != name_set:
+        raise ValueError(f"arguments {sorted(set(values) ^ name_set)} missing or unknown")
     return [values[name] for name in names]

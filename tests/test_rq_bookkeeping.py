@@ -2,10 +2,13 @@
 job_queue and once through RQ's own enqueue and SimpleWorker, leave the same keys,
 fields and values in Redis (times, worker names and execution ids aside)."""
 
+from datetime import UTC, datetime
+
 import pytest
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
+from rq.utils import now, utcformat
 
 from job_queue import (
     EVENTS_KEPT,
@@ -16,7 +19,7 @@ from job_queue import (
     JobWorker,
     events_key,
 )
-from rq_bookkeeping import JobTemplate, enqueue
+from rq_bookkeeping import JobTemplate, enqueue, rq_date
 from tests import bookkeeping_jobs
 from tests.redis_state import snapshot
 
@@ -130,3 +133,29 @@ def test_a_job_the_fast_path_does_not_cover_runs_through_rq(redis_url):
     assert first.return_value() == {"sent to": "4153518743"}
     assert then.get_status(refresh=True) == "finished"
     bookkeeping_jobs.states.clear()
+
+
+def test_a_job_runs_the_function_its_module_holds_as_it_runs(redis_url, monkeypatch):
+    """The worker finds a function's module once, not the function: one replaced (a
+    test's monkeypatch, a reload) is the one the next job runs, as with RQ."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("compare", connection=connection)
+    template = JobTemplate(queue, "tests.bookkeeping_jobs.returns_a_value", JOB_TIMEOUT_SECONDS)
+    built = [template.build(connection, JOB_DATA) for _ in range(2)]
+    jobs, hashes = zip(*built, strict=True)
+    enqueue(queue, jobs, hashes, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+    JobWorker([queue], connection=connection).work(burst=True, max_jobs=1)
+    monkeypatch.setattr(bookkeeping_jobs, "returns_a_value", lambda data: "replaced")
+    JobWorker([queue], connection=connection).work(burst=True)
+
+    first, second = (Job.fetch(job.id, connection=connection) for job in jobs)
+    assert first.return_value() == {"sent to": "4153518743"}
+    assert second.return_value() == "replaced"
+    bookkeeping_jobs.states.clear()
+
+
+@pytest.mark.parametrize(
+    "at", [now(), datetime(2026, 11, 30, 9, 1, 54, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)]
+)
+def test_dates_are_written_as_rq_writes_them(at):
+    assert rq_date(at) == utcformat(at)
