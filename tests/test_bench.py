@@ -64,3 +64,21 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     # enough that the replica's WAIT takes over a second: a timing, not checked here.)
     assert failover["unclear"] == failover["lost"] == 0
     assert "first reservation confirmed" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="compares with BullMQ, which needs node")
+def test_cpu_per_job_gives_a_row_per_workload_and_stack():
+    command = [sys.executable, "bench/cpu_per_job.py", "--jobs", "50", "--runs", "1"]
+    result = subprocess.run(
+        command, cwd=PROJECT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[-6:]]
+    assert [row[:2] for row in rows] == [
+        [workload, stack]
+        for workload in ("enqueue_serial", "processor_1", "processor_2")
+        for stack in ("port", "bullmq")
+    ]
+    # jobs/s, then per job: CPU of Redis and of the stack, Redis's time in scripts and
+    # in commands (the stack's own CPU less its start: with 50 jobs, it can be noise)
+    assert all(len(row) == 7 and float(row[2].replace(",", "")) > 0 for row in rows)
