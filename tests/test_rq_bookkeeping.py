@@ -2,7 +2,7 @@
 job_queue and once through RQ's own enqueue and SimpleWorker, leave the same keys,
 fields and values in Redis (times, worker names and execution ids aside)."""
 
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
@@ -136,8 +136,8 @@ def test_a_job_the_fast_path_does_not_cover_runs_through_rq(redis_url):
 
 
 def test_a_job_runs_the_function_its_module_holds_as_it_runs(redis_url, monkeypatch):
-    """The worker finds a function's module once, not the function: one replaced (a
-    test's monkeypatch, a reload) is the one the next job runs, as with RQ."""
+    """A worker keeps no function of its jobs: one replaced (a test's monkeypatch, a
+    reload) is the one the next job runs, as with RQ."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue("compare", connection=connection)
     template = JobTemplate(queue, "tests.bookkeeping_jobs.returns_a_value", JOB_TIMEOUT_SECONDS)
@@ -155,7 +155,13 @@ def test_a_job_runs_the_function_its_module_holds_as_it_runs(redis_url, monkeypa
 
 
 @pytest.mark.parametrize(
-    "at", [now(), datetime(2026, 11, 30, 9, 1, 54, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)]
+    "at",
+    [
+        now(),
+        datetime(2026, 1, 2, tzinfo=timezone.utc),  # no microseconds
+        datetime(2026, 11, 30, 9, 1, 54, 612841),  # naive
+        datetime(2026, 11, 30, 9, 1, 54, 5, tzinfo=timezone(timedelta(hours=2))),
+    ],
 )
 def test_dates_are_written_as_rq_writes_them(at):
     assert rq_date(at) == utcformat(at)
