@@ -7,8 +7,9 @@ rows, measured under load (each stack's processes and Redis sharing the 2 cores)
 For each workload and stack, in turns: jobs a second, then per job the CPU time of
 Redis (INFO cpu) and of the stack's own processes (the creator, or the processor's
 processes), and Redis's time running script calls and commands (INFO commandstats; a
-script's time includes the commands it ran, which count under "commands" too). Linux
-only (it reads /proc). The JS peers are installed with npm as bench/run.py installs them.
+script's time includes the commands it ran, which count under "commands" too, with the
+few this harness sends meanwhile). Linux only (it reads /proc). The JS peers are
+installed with npm as bench/run.py installs them.
 """
 
 import argparse
@@ -17,6 +18,9 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -54,46 +58,72 @@ def main() -> None:
             server.stop()
 
 
+@dataclass
+class Costs:
+    """What `jobs` jobs cost: CPU seconds of the stack's processes and of Redis, and
+    Redis's time in script calls and in commands."""
+
+    jobs: int
+    own: float
+    server: float
+    scripts: float
+    commands: float
+
+    def __sub__(self, other: "Costs") -> "Costs":
+        pairs = zip(astuple(self), astuple(other), strict=True)
+        return Costs(*(mine - theirs for mine, theirs in pairs))
+
+
+class Window:
+    """Costs from its opening to its close."""
+
+    def __init__(self, client: redis.Redis, own_cpu: Callable[[], float]) -> None:
+        self.client, self.own_cpu = client, own_cpu
+        client.config_resetstat()
+        self.own_before, self.server_before = own_cpu(), redis_cpu(client)
+
+    def close(self, jobs: int) -> Costs:
+        stats = self.client.info("commandstats")
+        scripts = sum(s["usec"] for name, s in stats.items() if "eval" in name) / 1e6
+        commands = sum(s["usec"] for name, s in stats.items() if "eval" not in name) / 1e6
+        own = self.own_cpu() - self.own_before
+        return Costs(jobs, own, redis_cpu(self.client) - self.server_before, scripts, commands)
+
+
 def measure(bench: Bench, side: Side, workload: str, count: int) -> list[str]:
-    client = bench.clients[side.db]
     if workload == "enqueue_serial":
-        # The creator's CPU less that of a run of one job (the interpreter's start).
-        _, started, _ = creator_cpu(bench, side, 1)
-        seconds, own_cpu, server_cpu = creator_cpu(bench, side, count)
-        own_cpu -= started
+        # Less a run of one job: the creator's start (the interpreter, its imports).
+        _, started = creator_run(bench, side, 1)
+        seconds, costs = creator_run(bench, side, count)
+        costs -= started
     else:
         bench.redis.flushall()
         bench.create(side, "enqueue_burst", count)
-        own_cpu, server_cpu = processor_cpu(bench, side, int(workload.split("_")[1]), count)
-    stats = bench.redis.info("commandstats")
-    if workload != "enqueue_serial":
-        seconds = side.span(client, count)  # the first job's start to the last one's end
-    scripts = sum(s["usec"] for name, s in stats.items() if "eval" in name) / 1e6
-    commands = sum(s["usec"] for name, s in stats.items() if "eval" not in name) / 1e6
-    per_job = [server_cpu, own_cpu, scripts, commands]
-    return [f"{count / seconds:6,.0f}"] + [f"{value / count * 1e6:8,.0f}" for value in per_job]
+        costs = processor_run(bench, side, int(workload.split("_")[1]), count)
+        seconds = side.span(bench.clients[side.db], count)  # first start to last end
+    per_job = [costs.server, costs.own, costs.scripts, costs.commands]
+    return [f"{count / seconds:6,.0f}"] + [f"{each / costs.jobs * 1e6:8,.0f}" for each in per_job]
 
 
-def creator_cpu(bench: Bench, side: Side, count: int) -> tuple[float, float, float]:
-    """A creator's run: its seconds, as it measured them, its CPU seconds and Redis's."""
+def creator_run(bench: Bench, side: Side, count: int) -> tuple[float, Costs]:
+    """A creator's run: its seconds, as it measured them, and its costs."""
     bench.redis.flushall()
-    bench.redis.config_resetstat()
-    own_before, server_before = children_cpu(), redis_cpu(bench.redis)
+    window = Window(bench.redis, children_cpu)
     seconds = bench.create(side, "enqueue_serial", count)
-    return seconds, children_cpu() - own_before, redis_cpu(bench.redis) - server_before
+    return seconds, window.close(count)
 
 
-def processor_cpu(bench: Bench, side: Side, concurrency: int, count: int) -> tuple[float, float]:
-    """Queued jobs worked: the CPU seconds of the processor's processes and of Redis, from
-    the processor's being ready until every job finished."""
+def processor_run(bench: Bench, side: Side, concurrency: int, count: int) -> Costs:
+    """Queued jobs worked: the costs from the processor's being ready until every job
+    finished, per job finished meanwhile."""
     client = bench.clients[side.db]
     with Running(side.command("processor", concurrency), bench.env, subprocess.PIPE) as processor:
         wait_for(lambda: side.ready(client, processor, concurrency), 60)
-        bench.redis.config_resetstat()
-        session = processor.process.pid  # Running starts it in a session of its own
-        own_before, server_before = session_cpu(session), redis_cpu(bench.redis)
+        finished_before = side.finished(client)
+        # Running starts the processor in a session of its own.
+        window = Window(bench.redis, partial(session_cpu, processor.process.pid))
         wait_for(lambda: side.finished(client) >= count, 600)
-        return session_cpu(session) - own_before, redis_cpu(bench.redis) - server_before
+        return window.close(count - finished_before)
 
 
 def redis_cpu(client: redis.Redis) -> float:
