@@ -1,7 +1,7 @@
 """CPU time per job, this port and BullMQ side by side: what bounds bench/run.py's job
 rows, measured under load (each stack's processes and Redis sharing the 2 cores).
 
-    .venv/bin/python bench/cpu_per_job.py             # about 3 minutes
+    .venv/bin/python bench/cpu_per_job.py             # about 2 minutes
     .venv/bin/python bench/cpu_per_job.py --runs 1 --jobs 500
 
 For each workload and stack, in turns: jobs a second, then per job the CPU time of
