@@ -710,7 +710,7 @@ class JobWorker(SimpleWorker):
                             error,
                             reconnect_wait,
                         )
-                        self._back_off(reconnect_wait)
+                        _sleep_unless(lambda: self.stop_requested, reconnect_wait)
                         reconnect_wait = min(
                             reconnect_wait * self.exponential_backoff_factor,
                             self.max_connection_wait_time,
@@ -770,12 +770,6 @@ class JobWorker(SimpleWorker):
             return
         self._signals_to_restore = current
         rq_compat.install_signal_handlers(self)
-
-    def _back_off(self, seconds: float) -> None:
-        """Sleep, unless asked to stop meanwhile."""
-        end = time.monotonic() + seconds
-        while not self.stop_requested and (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
 
     def _restore_signal_handlers(self) -> None:
         for number, handler in self._signals_to_restore.items():
@@ -1036,6 +1030,14 @@ _RQ_HOOKS = (
 _OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
 
 
+def _sleep_unless(stop_requested: Callable[[], bool], seconds: float) -> None:
+    """Sleep, in short naps that a stop request ends (time.sleep takes no lock: a
+    signal handler may set the request meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while not stop_requested() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
+
+
 class _ColdStop(SystemExit):
     """A processor's second Ctrl-C: the worker process ends at once, and its job is left
     to be found abandoned (not failed as a job that raised SystemExit)."""
@@ -1115,13 +1117,7 @@ class _WorkerLoop:
     def run(self) -> None:
         while not self.stop_requested:
             self._work()
-            self._pause(1)  # Redis was lost: try again in a second
-
-    def _pause(self, seconds: float) -> None:
-        """Sleep, in short naps that a stop request ends (time.sleep takes no lock)."""
-        deadline = time.monotonic() + seconds
-        while not self.stop_requested and time.monotonic() < deadline:
-            time.sleep(0.05)
+            _sleep_unless(lambda: self.stop_requested, 1)  # Redis was lost: again in 1 s
 
     def request_stop(self) -> None:
         """Stop once the job in hand, if any, has ended. A flag, not an exception:

@@ -504,7 +504,6 @@ class JobSteps:
         self, connection: redis.Redis, worker_name: str, worker_key: str, settings: StepSettings
     ) -> None:
         self.connection = connection
-        self.worker_name = worker_name
         self.worker_key = worker_key
         self.settings = settings
         self._own_connection = connection.connection_pool.get_connection()

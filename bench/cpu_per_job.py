@@ -28,6 +28,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.processes import Running, wait_for
+from bench.profile import redis_cpu
 from bench.run import Bench, Peer, Side, start_on_free_ports
 from harness.redis_server import RedisServer, find_redis_server
 
@@ -124,11 +125,6 @@ def processor_run(bench: Bench, side: Side, concurrency: int, count: int) -> Cos
         window = Window(bench.redis, partial(session_cpu, processor.process.pid))
         wait_for(lambda: side.finished(client) >= count, 600)
         return window.close(count - finished_before)
-
-
-def redis_cpu(client: redis.Redis) -> float:
-    cpu = client.info("cpu")
-    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
 
 
 def children_cpu() -> float:

@@ -17,6 +17,7 @@ from job_queue import (
     ON_FAILURE,
     ON_SUCCESS,
     JobWorker,
+    create_job,
     events_key,
 )
 from rq_bookkeeping import JobTemplate, enqueue, rq_date
@@ -140,10 +141,7 @@ def test_a_job_runs_the_function_its_module_holds_as_it_runs(redis_url, monkeypa
     reload) is the one the next job runs, as with RQ."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue("compare", connection=connection)
-    template = JobTemplate(queue, "tests.bookkeeping_jobs.returns_a_value", JOB_TIMEOUT_SECONDS)
-    built = [template.build(connection, JOB_DATA) for _ in range(2)]
-    jobs, hashes = zip(*built, strict=True)
-    enqueue(queue, jobs, hashes, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+    jobs = [create_job(queue, "tests.bookkeeping_jobs.returns_a_value", JOB_DATA) for _ in range(2)]
     JobWorker([queue], connection=connection).work(burst=True, max_jobs=1)
     monkeypatch.setattr(bookkeeping_jobs, "returns_a_value", lambda data: "replaced")
     JobWorker([queue], connection=connection).work(burst=True)
