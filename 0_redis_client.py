@@ -4,7 +4,7 @@ With no server it prints the error line on each retry, about once a second, unti
 server answers or Ctrl-C.
 """
 
-from redis_connection import create_client, run, wait_until_connected
+from queuing.redis_connection import create_client, run, wait_until_connected
 
 client = create_client()
 

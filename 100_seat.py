@@ -30,10 +30,10 @@ from rq import Queue, get_current_job
 from rq.job import Job
 
 from dashboard import add_dashboard, credentials
-from job_queue import QueueListener, WorkerThread, create_job
-from redis_connection import UNREACHABLE, create_client, run
-from redis_scripts import LuaScript
-from web_app import create_json_app, json_response, redis_get, serve
+from queuing.job_queue import QueueListener, WorkerThread, create_job
+from queuing.redis_connection import UNREACHABLE, create_client, run
+from queuing.redis_scripts import LuaScript
+from queuing.web_app import create_json_app, json_response, redis_get, serve
 
 QUEUE = "reserve_seat"
 JOB_FUNCTION = "100_seat.reserve_seat_job"  # RQ names the function a job runs

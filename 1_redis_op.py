@@ -1,6 +1,6 @@
 """Task 2 (1-redis_op.js): set and get a value, printing replies as redis.print does."""
 
-from redis_connection import create_client, redis_print, run, wait_until_connected
+from queuing.redis_connection import create_client, redis_print, run, wait_until_connected
 
 client = create_client()
 

@@ -3,7 +3,7 @@
 JavaScript needed `promisify` to await a callback API; redis.asyncio is awaitable as is.
 """
 
-from redis_connection import (
+from queuing.redis_connection import (
     create_async_client,
     redis_print,
     run,

@@ -1,6 +1,6 @@
 """Task 4 (4-redis_advanced_op.js): store a hash field by field, then read it whole."""
 
-from redis_connection import create_client, redis_print, run, wait_until_connected
+from queuing.redis_connection import create_client, redis_print, run, wait_until_connected
 
 client = create_client()
 

@@ -6,7 +6,7 @@ ends once the last one is sent.
 
 import asyncio
 
-from redis_connection import create_async_client, run, wait_until_connected_async
+from queuing.redis_connection import create_async_client, run, wait_until_connected_async
 
 CHANNEL = "holberton school channel"
 

@@ -1,6 +1,6 @@
 """Task 5 (5-subscriber.js): print each message on the channel; KILL_SERVER ends it."""
 
-from redis_connection import create_client, run, wait_until_connected
+from queuing.redis_connection import create_client, run, wait_until_connected
 
 CHANNEL = "holberton school channel"
 

@@ -5,8 +5,8 @@ It ends once a processor (6_job_processor.py) has run the job; until then it wai
 
 from rq import Queue
 
-from job_queue import JobCreator
-from redis_connection import create_client, run
+from queuing.job_queue import JobCreator
+from queuing.redis_connection import create_client, run
 
 QUEUE = "push_notification_code"
 JOB_FUNCTION = "6_job_processor.notification_job"  # RQ names the function a job runs

@@ -3,8 +3,8 @@
 Runs until Ctrl-C or SIGTERM, finishing the job in hand first.
 """
 
-from job_queue import work
-from redis_connection import create_client, run
+from queuing.job_queue import work
+from queuing.redis_connection import create_client, run
 
 QUEUE = "push_notification_code"
 

@@ -6,8 +6,8 @@ It ends once every job has ended; a processor (7_job_processor.py) runs them.
 
 from rq import Queue
 
-from job_queue import JobCreator
-from redis_connection import create_client, run
+from queuing.job_queue import JobCreator
+from queuing.redis_connection import create_client, run
 
 QUEUE = "push_notification_code_2"
 JOB_FUNCTION = "7_job_processor.notification_job"  # RQ names the function a job runs

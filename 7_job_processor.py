@@ -4,8 +4,8 @@ reporting progress and failing the jobs of blacklisted numbers.
 Runs until Ctrl-C or SIGTERM, finishing the jobs in hand first.
 """
 
-from job_queue import report_progress, work
-from redis_connection import create_client, run
+from queuing.job_queue import report_progress, work
+from queuing.redis_connection import create_client, run
 
 QUEUE = "push_notification_code_2"
 JOBS_AT_A_TIME = 2

@@ -7,8 +7,8 @@ the job's end. Nothing in the course works queue push_notification_code_3; a sto
 
 from rq import Queue
 
-from job_queue import JobCreator
-from redis_connection import create_client, run
+from queuing.job_queue import JobCreator
+from queuing.redis_connection import create_client, run
 
 QUEUE = "push_notification_code_3"
 JOB_FUNCTION = "7_job_processor.notification_job"  # RQ names the function a job runs

@@ -12,9 +12,9 @@ the stock there was, never more.
 import redis
 from flask import Flask, Response
 
-from redis_connection import create_client, run
-from redis_scripts import LuaScript, NotConfirmed
-from web_app import create_json_app, json_response, parse_id, redis_get, serve
+from queuing.redis_connection import create_client, run
+from queuing.redis_scripts import LuaScript, NotConfirmed
+from queuing.web_app import create_json_app, json_response, parse_id, redis_get, serve
 
 list_products = [
     {"itemId": 1, "itemName": "Suitcase 250", "price": 50, "initialAvailableQuantity": 4},

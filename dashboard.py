@@ -25,8 +25,8 @@ from typing import Any
 from flask import Flask, Response, request
 from rq_dashboard.web import blueprint, setup_rq_connection
 
-from redis_connection import redis_url, run
-from web_app import json_response, port_from_environment
+from queuing.redis_connection import redis_url, run
+from queuing.web_app import json_response, port_from_environment
 
 CREDENTIALS = ("RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
 DEFAULT_HOST = "127.0.0.1"

@@ -28,7 +28,7 @@ module=$1
 # the scripts' one line ("Redis client not connected to the server: ...") and exit 1.
 .venv/bin/python -c '
 import importlib, sys
-from redis_connection import run
+from queuing.redis_connection import run
 run(getattr(importlib.import_module(sys.argv[1]), "launch", lambda: None))
 ' "$module"
 

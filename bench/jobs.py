@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's
 
 from rq import Queue
 
-from job_queue import JobCreator, work
-from redis_connection import create_client
+from queuing.job_queue import JobCreator, work
+from queuing.redis_connection import create_client
 
 QUEUE = "bench"
 JOB_FUNCTION = "bench.jobs.notify"

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.jobs import JOB_FUNCTION, job_data
 from harness.redis_server import RedisServer, find_redis_server
-from job_queue import ON_FAILURE, ON_SUCCESS, JobCreator, JobWorker
-from web_app import redis_get
+from queuing.job_queue import ON_FAILURE, ON_SUCCESS, JobCreator, JobWorker
+from queuing.web_app import redis_get
 
 JOBS = 3000
 REQUESTS = 5000

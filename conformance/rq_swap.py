@@ -41,7 +41,7 @@ ORIGINAL = {"SimpleWorker": rq.SimpleWorker, "Worker": rq.Worker}
 if SWAP == "rq-simple":
     REPLACEMENT = rq.SimpleWorker
 else:
-    from job_queue import JobWorker
+    from queuing.job_queue import JobWorker
 
     REPLACEMENT = JobWorker
 for _name in NAMES[SWAP]:
@@ -53,7 +53,7 @@ _popen_init = subprocess.Popen.__init__
 
 def _popen_with_job_worker(self, args, *rest, **kwargs):
     if SWAP == "all" and isinstance(args, list | tuple) and _is_rq_worker_command(args):
-        args = [*args, "--worker-class", "job_queue.JobWorker"]
+        args = [*args, "--worker-class", "queuing.job_queue.JobWorker"]
     _popen_init(self, args, *rest, **kwargs)
 
 

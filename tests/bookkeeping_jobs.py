@@ -3,7 +3,7 @@ Redis holds while it runs."""
 
 from rq import get_current_job
 
-from job_queue import report_progress
+from queuing.job_queue import report_progress
 from tests.redis_state import snapshot
 
 states: list[dict] = []  # what Redis held while each job ran

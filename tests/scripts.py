@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from harness.waiting import wait_until  # noqa: F401  (the tests import it from here)
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -32,15 +32,6 @@ def run_script(
         text=True,
         timeout=timeout,
     )
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
-    """Check `condition` every 50 ms until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or condition}")
-        time.sleep(0.05)
 
 
 class Script:

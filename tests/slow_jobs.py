@@ -2,7 +2,7 @@
 
 import time
 
-from job_queue import report_progress
+from queuing.job_queue import report_progress
 
 
 def slow_job(data: dict) -> None:

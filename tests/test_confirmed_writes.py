@@ -13,9 +13,9 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import CanceledJobRegistry
 
-import redis_connection
-from job_queue import NOT_CONFIRMED, JobCreator
-from redis_connection import (
+from queuing import redis_connection
+from queuing.job_queue import NOT_CONFIRMED, JobCreator
+from queuing.redis_connection import (
     NotConfirmed,
     confirmed_command,
     create_client,

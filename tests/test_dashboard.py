@@ -16,7 +16,7 @@ from rq.job import Job
 
 from harness.net import free_port
 from harness.redis_server import PROJECT
-from job_queue import JobCreator, JobWorker
+from queuing.job_queue import JobCreator, JobWorker
 from tests.http_client import get, request, start_app, wait_for
 from tests.scripts import run_script
 

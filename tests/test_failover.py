@@ -21,7 +21,7 @@ import dashboard
 from harness.paced_clients import PacedClients
 from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
-from redis_connection import create_client
+from queuing.redis_connection import create_client
 from tests.http_client import request, start_served
 from tests.scripts import run_script, script_env, wait_until
 from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end

@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.suspension import resume, suspend
 from rq.timeouts import TimerDeathPenalty
 
-from job_queue import (
+from queuing.job_queue import (
     JobWorker,
     QueueListener,
     WorkerThread,
@@ -21,7 +21,7 @@ from job_queue import (
     events_key,
     report_progress,
 )
-from rq_bookkeeping import JobSteps
+from queuing.rq_bookkeeping import JobSteps
 from tests import controlled_jobs
 from tests.scripts import wait_until
 

@@ -10,9 +10,9 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
-import job_timeouts
-from job_queue import _ThreadJobWorker, create_job
-from job_timeouts import WatchedDeathPenalty
+from queuing import job_timeouts
+from queuing.job_queue import _ThreadJobWorker, create_job
+from queuing.job_timeouts import WatchedDeathPenalty
 
 
 def run_in_thread(seconds: int, outcome: list) -> threading.Thread:

@@ -22,9 +22,9 @@ from rq.results import Result
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
-import rq_compat
-from job_queue import JobWorker, _ThreadJobWorker
-from rq_bookkeeping import renew_heartbeat
+from queuing import rq_compat
+from queuing.job_queue import JobWorker, _ThreadJobWorker
+from queuing.rq_bookkeeping import renew_heartbeat
 from tests.held_jobs import let_end
 from tests.rq_cli import RQ
 from tests.scripts import PROJECT, Script, script_env, wait_until
@@ -88,7 +88,7 @@ def test_the_logging_arguments_are_rq_s(connection):
 WORKS_WITH_LOG_FORMATS = """
 import os, redis
 from rq import Queue
-from job_queue import JobWorker
+from queuing.job_queue import JobWorker
 connection = redis.Redis.from_url(os.environ["REDIS_URL"])
 JobWorker([Queue("q", connection=connection)], connection=connection).work(
     burst=True, logging_level="INFO", date_format="%Y", log_format="[%(asctime)s] %(message)s"
@@ -350,8 +350,8 @@ def test_a_stop_request_ends_the_wait_of_a_suspended_worker(connection):
 
 
 def rq_worker(redis_url: str, queue: str) -> Script:
-    """`rq worker -w job_queue.JobWorker` on `queue`; its log lines (INFO, on stdout)."""
-    command = [RQ, "worker", "-w", "job_queue.JobWorker", "--url", redis_url, queue]
+    """`rq worker -w queuing.job_queue.JobWorker` on `queue`; its log lines (INFO, on stdout)."""
+    command = [RQ, "worker", "-w", "queuing.job_queue.JobWorker", "--url", redis_url, queue]
     return Script("rq worker", redis_url, command)
 
 

@@ -11,7 +11,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from harness.net import free_port
-from job_queue import JobCreator
+from queuing.job_queue import JobCreator
 from tests.http_client import is_alive
 from tests.rq_cli import registered_workers, rq_cli
 from tests.scripts import run_script, wait_until

@@ -4,7 +4,7 @@ Redis lacks it, and a bad argument refused before anything is sent."""
 import pytest
 import redis
 
-from redis_scripts import LuaScript
+from queuing.redis_scripts import LuaScript
 
 ADD = LuaScript(
     keys=("counter",),

@@ -10,7 +10,7 @@ from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 from rq.utils import now, utcformat
 
-from job_queue import (
+from queuing.job_queue import (
     EVENTS_KEPT,
     IDS_KEY,
     JOB_TIMEOUT_SECONDS,
@@ -20,7 +20,7 @@ from job_queue import (
     create_job,
     events_key,
 )
-from rq_bookkeeping import JobTemplate, enqueue, rq_date
+from queuing.rq_bookkeeping import JobTemplate, enqueue, rq_date
 from tests import bookkeeping_jobs
 from tests.redis_state import snapshot
 

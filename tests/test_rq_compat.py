@@ -18,7 +18,7 @@ from rq.utils import now
 from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 from rq.worker_pool import WorkerPool
 
-import rq_compat
+from queuing import rq_compat
 from tests.scripts import PROJECT
 
 # The project's modules, which must reach RQ's private names through rq_compat only.

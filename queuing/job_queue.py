@@ -48,11 +48,11 @@ from rq.utils import now
 from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerPool
 
-import rq_compat
-from job_timeouts import WatchedDeathPenalty
-from redis_connection import UNREACHABLE, confirmed_command, not_connected
-from redis_scripts import LuaScript, NotConfirmed
-from rq_bookkeeping import (
+from queuing import rq_compat
+from queuing.job_timeouts import WatchedDeathPenalty
+from queuing.redis_connection import UNREACHABLE, confirmed_command, not_connected
+from queuing.redis_scripts import LuaScript, NotConfirmed
+from queuing.rq_bookkeeping import (
     Claimed,
     JobSteps,
     JobTemplate,

@@ -14,7 +14,7 @@ import redis
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from redis_connection import UNREACHABLE, lean_command
+from queuing.redis_connection import UNREACHABLE, lean_command
 
 DEFAULT_PORT = 1245
 DEFAULT_HOST = "127.0.0.1"

@@ -18,7 +18,7 @@ import hiredis
 import redis
 from redis.connection import Connection
 
-from redis_connection import NotConfirmed, confirm_on
+from queuing.redis_connection import NotConfirmed, confirm_on
 
 __all__ = ["LuaScript", "NotConfirmed"]
 

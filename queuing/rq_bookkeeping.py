@@ -30,8 +30,8 @@ from rq.results import Result
 from rq.serializers import PickleSerializer
 from rq.utils import get_call_string, now
 
-import rq_compat
-from redis_scripts import LuaScript, NotConfirmed
+from queuing import rq_compat
+from queuing.redis_scripts import LuaScript, NotConfirmed
 
 # Queue jobs: one id each from the counter, the job's hash as RQ's Job.to_dict() makes
 # it, the id pushed on the queue and a `created` event for its creator. Returns the
