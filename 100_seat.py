@@ -234,7 +234,7 @@ def create_app(client: redis.Redis | None = None) -> Flask:
     reservations = Reservations(client)
     app.extensions["reservations"] = reservations
     if (required := credentials()) is not None:  # it can delete jobs: not without them
-        add_dashboard(app, "/rq", required)
+        add_dashboard(app, "/rq", required, client)
 
     @app.before_request
     def start_threads() -> None:

@@ -22,8 +22,9 @@ import signal
 import sys
 from typing import Any
 
-from flask import Flask, Response, request
-from rq_dashboard.web import blueprint, setup_rq_connection
+import redis
+from flask import Flask, Response, current_app, request
+from rq_dashboard.web import blueprint, push_rq_connection, setup_rq_connection
 
 from queuing.redis_connection import redis_url, run
 from queuing.web_app import json_response, port_from_environment
@@ -39,12 +40,19 @@ def credentials() -> tuple[str, str] | None:
     return (username, password) if username and password else None
 
 
-def add_dashboard(app: Flask, prefix: str, required: tuple[str, str] | None) -> None:
-    """Serve the dashboard of REDIS_URL's Redis under `prefix`, behind basic auth when
-    credentials are `required`."""
+def add_dashboard(
+    app: Flask,
+    prefix: str,
+    required: tuple[str, str] | None,
+    client: redis.Redis | None = None,
+) -> None:
+    """Serve the dashboard under `prefix`, behind basic auth when credentials are
+    `required`: on `client` (bytes replies, as RQ's) if given, else on REDIS_URL's Redis."""
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url()
     setup_rq_connection(app)
     app.register_blueprint(blueprint, url_prefix=prefix)
+    if client is not None:
+        _use_client(app, client)
     if required is None:
         return
 
@@ -56,6 +64,22 @@ def add_dashboard(app: Flask, prefix: str, required: tuple[str, str] | None) -> 
         return json_response(
             {"status": "Unauthorized"}, 401, {"WWW-Authenticate": 'Basic realm="RQ dashboard"'}
         )
+
+
+def _use_client(app: Flask, client: redis.Redis) -> None:
+    """The dashboard's views on `client`, one Redis: rq-dashboard 0.9.0's
+    push_rq_connection, run before each of its views, would make a client of the URL of
+    the view's instance number each time; this takes its place."""
+
+    def push_app_client() -> Response | None:
+        if request.view_args and request.view_args.get("instance_number", 0) != 0:
+            return json_response({"status": "Not Found"}, 404)
+        current_app.redis_conn = client
+        return None
+
+    app.redis_conn = client
+    handlers = app.before_request_funcs[blueprint.name]
+    handlers[handlers.index(push_rq_connection)] = push_app_client
 
 
 def _match(given: object, required: tuple[str, str]) -> bool:

@@ -151,6 +151,26 @@ def test_the_seat_app_serves_it_under_rq_behind_its_credentials(monkeypatch, red
         app.extensions["reservations"].close()
 
 
+def test_the_seat_app_s_dashboard_reads_the_app_s_own_client(monkeypatch, redis_url):
+    # REDIS_URL names a server that is not there: what /rq shows comes from the client
+    # the app was given.
+    client = redis.Redis.from_url(redis_url)
+    Queue("push_notification_code", connection=client).enqueue("6_job_processor.notification_job")
+    set_environment(monkeypatch, f"redis://127.0.0.1:{free_port()}/0", **CREDENTIALS)
+    app = importlib.import_module("100_seat").create_app(client)
+    try:
+        http = app.test_client()
+        queues = http.get("/rq/0/data/queues.json", headers=basic(USER, PASSWORD))
+        assert queues.status_code == 200
+        assert [(q["name"], q["count"]) for q in queues.json["queues"]] == [
+            ("push_notification_code", 1)
+        ]
+        other = http.get("/rq/1/data/queues.json", headers=basic(USER, PASSWORD))
+        assert (other.status_code, other.data) == (404, b'{"status":"Not Found"}')
+    finally:
+        app.extensions["reservations"].close()
+
+
 # ------------------------------------------------------------------ in a real browser
 
 
