@@ -7,10 +7,10 @@ None is left. What a worker that runs its jobs itself (a SimpleWorker, as JobWor
 cannot do, a forked work horse's tests, is not a difference of JobWorker's: those tests
 keep RQ's forking Worker in mode `all` (rq_suite.FORKED, each with its reason, checked
 by mode `rq-simple`: they fail with RQ's own SimpleWorker too), and JobWorker replaces
-SimpleWorker in them. Every other difference FINDINGS.md found was a bug, and is fixed,
-but for a few that no test of RQ's sees (a shorter heartbeat TTL, kept alive by a
-thread; the project's own workers start anew on a lost Redis...): docs/jobs.md lists
-them with their reasons, and the FORKED tests.
+SimpleWorker in them (`rq_suite.py --forked` prints them). Every other difference the
+run found was a bug, and is fixed, but for a few that no test of RQ's sees (a shorter
+heartbeat TTL, kept alive by a thread; the project's own workers start anew on a lost
+Redis...): docs/jobs.md lists them with their reasons.
 
 An entry belongs here only for such a reason: a test that fails because of something
 JobWorker chose to do otherwise than RQ, and cannot do as RQ without losing what it is

@@ -1,8 +1,9 @@
-"""RQ's own worker tests, run against job_queue.JobWorker (issue 10): the conformance run.
+"""RQ's own worker tests, run against queuing.job_queue.JobWorker: the conformance run.
 
     .venv/bin/python conformance/rq_suite.py                  # stock, simple and all
     .venv/bin/python conformance/rq_suite.py --mode simple -k max_jobs --timeout 30
     .venv/bin/python conformance/rq_suite.py --slow --files test_worker,test_retry --jobs 1
+    .venv/bin/python conformance/rq_suite.py --forked        # FORKED's tests and reasons
 
 Gets the source distribution of the RQ that requirements.txt pins (pip download, cached in
 .cache/rq-sdist/, its sha256 checked against SDIST_SHA256), starts redis-servers of its own
@@ -10,7 +11,7 @@ on 127.0.0.1 (one per parallel test process, on free ports), and runs the worker
 test files of RQ's suite, each test in a pytest process of its own, bounded in time:
 
 - `stock`: RQ as it is, the baseline (always run);
-- `simple`: `rq.SimpleWorker` replaced by `job_queue.JobWorker`;
+- `simple`: `rq.SimpleWorker` replaced by `queuing.job_queue.JobWorker`;
 - `all`: `rq.Worker` replaced too, except in the tests of FORKED (they need a forked
   work horse, which a SimpleWorker has not: they keep `rq.Worker` there);
 - `rq-simple` (on request only): `rq.Worker` replaced by RQ's own `SimpleWorker`, the check
@@ -478,7 +479,16 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=60, help="seconds per test (60)")
     parser.add_argument("--jobs", type=int, default=2, help="test processes at a time (2)")
+    parser.add_argument(
+        "--forked",
+        action="store_true",
+        help="print the tests that keep rq.Worker in mode all, each with its reason, and exit",
+    )
     args = parser.parse_args()
+    if args.forked:
+        for test, reason in FORKED.items():
+            print(f"{test}\n    {reason}")
+        return 0
     modes = ["stock"] + [
         mode for mode in dict.fromkeys(args.mode or DEFAULT_MODES) if mode != "stock"
     ]

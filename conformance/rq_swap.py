@@ -3,12 +3,12 @@ into each test's pytest process (never into the project's own test run).
 
 Imported as pytest starts, before any of RQ's test modules, it:
 
-1. Replaces RQ's worker classes by `job_queue.JobWorker`, as RQ_CONFORMANCE_SWAP says:
+1. Replaces RQ's worker classes by `queuing.job_queue.JobWorker`, as RQ_CONFORMANCE_SWAP says:
    `none` (stock RQ), `simple` (`SimpleWorker`), `all` (`SimpleWorker` and `Worker`), or
    `rq-simple` (`Worker` by RQ's own `SimpleWorker`: the check of which tests need a
    forked work horse). Replaced where the tests get them: `rq.X`, `rq.worker.X`, and any
    name a test module has already imported; in `all`, the `rqworker` command a test starts
-   gets `--worker-class job_queue.JobWorker`. RQ's own modules keep their classes.
+   gets `--worker-class queuing.job_queue.JobWorker`. RQ's own modules keep their classes.
 2. Writes each test phase's outcome to RQ_CONFORMANCE_RESULT, one line each (`setup passed`,
    `call failed`...), for rq_suite.py to read.
 
