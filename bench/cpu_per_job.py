@@ -27,10 +27,13 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.processes import Running, wait_for
+from bench.context import Bench, start_on_free_ports
+from bench.peers import Peer
+from bench.processes import Running
 from bench.profile import redis_cpu
-from bench.run import Bench, Peer, Side, start_on_free_ports
+from bench.stacks import Side
 from harness.redis_server import RedisServer, find_redis_server
+from harness.waiting import wait_until
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -119,11 +122,11 @@ def processor_run(bench: Bench, side: Side, concurrency: int, count: int) -> Cos
     finished, per job finished meanwhile."""
     client = bench.clients[side.db]
     with Running(side.command("processor", concurrency), bench.env, subprocess.PIPE) as processor:
-        wait_for(lambda: side.ready(client, processor, concurrency), 60)
+        wait_until(lambda: side.ready(client, processor, concurrency), 60, "processor ready")
         finished_before = side.finished(client)
         # Running starts the processor in a session of its own.
         window = Window(bench.redis, partial(session_cpu, processor.process.pid))
-        wait_for(lambda: side.finished(client) >= count, 600)
+        wait_until(lambda: side.finished(client) >= count, 600, f"{count} jobs finished")
         return window.close(count - finished_before)
 
 

@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 import redis
 
-from bench.processes import Running, wait_for
+from bench.processes import Running
 from harness.net import accepts_connections, free_port
 from harness.paced_clients import PacedClients
 from harness.sentinel import ReplicatedRedis
+from harness.waiting import wait_until
 
 PRODUCT = "/reserve_product/1"
 STOCK_KEY = "item.1"
@@ -61,10 +62,11 @@ def one_failover(replicated: ReplicatedRedis, serve: Callable, env: dict) -> dic
         client.set(STOCK_KEY, STOCK)
     port = free_port()
     with Running(serve("9_stock", port), env):
-        wait_for(lambda: accepts_connections(port), 60)
+        wait_until(lambda: accepts_connections(port), 60, "9_stock served")
         clients = PacedClients(port, PRODUCT, CLIENTS, PAUSE)
         try:
-            wait_for(lambda: len(confirmed_since(clients, 0)) >= STEADY, TIMEOUT)
+            steady = f"{STEADY} reservations confirmed"
+            wait_until(lambda: len(confirmed_since(clients, 0)) >= STEADY, TIMEOUT, steady)
             # Timed from the moment the process is gone (kill_primary waits for it): a
             # request sent before may still have been served by it.
             killed = replicated.kill_primary()
@@ -73,7 +75,7 @@ def one_failover(replicated: ReplicatedRedis, serve: Callable, env: dict) -> dic
             promoted_at = time.monotonic()
             replicated.restart(killed, TIMEOUT)  # returns once the sentinels see it a replica
             rejoined_at = time.monotonic()
-            wait_for(lambda: len(confirmed_since(clients, killed_at)) >= STEADY, TIMEOUT)
+            wait_until(lambda: len(confirmed_since(clients, killed_at)) >= STEADY, TIMEOUT, steady)
         finally:
             clients.stop()
             answers = clients.answers()

@@ -7,9 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from harness.net import accepts_connections, free_port
+from harness.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH_CACHE = PROJECT / ".bench"
@@ -45,15 +47,26 @@ class Running:
             self.process.wait()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not within {timeout} s")
-        time.sleep(0.02)
-
-
 # ---------------------------------------------------------------- the apps' servers
+
+
+class Serving:
+    """An app served (this port's or Express's) on a free port, until the `with` ends."""
+
+    def __init__(self, serve: Callable[[str, int], list[str]], module: str, env: dict) -> None:
+        self.port = free_port()
+        self.running = Running(serve(module, self.port), env)
+
+    def __enter__(self) -> int:
+        try:
+            wait_until(lambda: accepts_connections(self.port), 60, f"the app on {self.port}")
+        except BaseException:
+            self.running.__exit__()  # not served: ended here, as no `with` will
+            raise
+        return self.port
+
+    def __exit__(self, *exc: object) -> None:
+        self.running.__exit__(*exc)
 
 
 def serve_command(module: str, port: int) -> list[str]:

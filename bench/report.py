@@ -1,0 +1,170 @@
+"""bench/run.py's report: the figures as results.json holds them (merged into an earlier
+run's with --update), and the table printed."""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+from bench import failover
+from bench.context import Bench
+from bench.sections.writes import EDGE_REQUESTS, EDGE_STOCK
+
+ROW_LISTS = ("rows", "write_rows", "memory_rows", "sentinel_rows")
+
+
+def report(options: argparse.Namespace, bench: Bench, rows: list[dict], seconds: int) -> dict:
+    """The figures of a run, as results.json holds them."""
+    return {
+        "machine": machine(),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "settings": {key: value for key, value in vars(options).items() if key != "out"},
+        "peers": bench.peer.versions if bench.peer else None,
+        "redis": bench.redis_settings,
+        "seconds": seconds,
+        # The job workloads, the HTTP reads and the Redis floor: throughput, more is better.
+        "rows": [row for row in rows if row["section"] in ("jobs", "http", "redis")],
+        # The write routes: throughput, and what each run's check found.
+        "write_rows": [row for row in rows if row["section"] == "writes"],
+        # Redis memory per finished job: less is better.
+        "memory_rows": [row for row in rows if row["section"] == "memory"],
+        # The write routes on a plain REDIS_URL and on a Sentinel one, in turns.
+        "sentinel_rows": [row for row in rows if row["section"] == "sentinel"],
+        # kill -9 of the Sentinel set's primary under a paced load.
+        "failover": bench.failover,
+        "servers": bench.servers,
+    }
+
+
+def save(report: dict, out: Path, update: list[str] | None, order: list[str]) -> None:
+    """Write `report` into `out`; with `update` (the sections run), into the figures
+    already there, in their place. `order`: every section, in the table's order."""
+    if update and out.exists():
+        report = updated(json.loads(out.read_text()), report, update, order)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def updated(old: dict, report: dict, sections: list[str], order: list[str]) -> dict:
+    """The figures of an earlier run (`old`) with those of the sections just run in their
+    place; the earlier run's date and settings kept, this run's noted under "updates"."""
+    merged = dict(old)
+    for key in ROW_LISTS:
+        kept = [row for row in old.get(key, []) if row["section"] not in sections]
+        rows = kept + report[key]
+        merged[key] = sorted(rows, key=lambda row: order.index(row["section"]))
+    if "sentinel" in sections:
+        merged["failover"] = report["failover"]
+    if report["servers"]:
+        merged["servers"] = report["servers"]
+    update = {key: report[key] for key in ("date", "settings", "seconds", "machine")}
+    merged["updates"] = [*old.get("updates", []), {"sections": sections, **update}]
+    return merged
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "")
+    node = (
+        shutil.which("node")
+        and subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    )
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "node": node or None,
+    }
+
+
+def print_table(report: dict, rows: list[dict]) -> None:
+    m, peers, r = report["machine"], report["peers"], report["redis"]
+    print(f"\n{m['cores']} cores ({m['cpu']}), Python {m['python']}, node {m['node']}")
+    print(f"Redis {r['version']} (stream-node-max-bytes {r['stream-node-max-bytes']},", end=" ")
+    print(f"hash-max-listpack-value {r['hash-max-listpack-value']}: the project's redis.conf)")
+    if peers:
+        print(
+            f"JS original: Kue {peers['kue']} for jobs, Express {peers['express']} for HTTP; "
+            f"BullMQ {peers['bullmq']} (its events stream kept to 100,000 entries for the "
+            "end-to-end listener, so that it loses none; at its default 10,000 in the memory row)"
+        )
+    print(f"{'workload':40s} {'this port':>12s} {'JS original':>12s} {'ratio':>7s}", end="")
+    print(f" {'BullMQ':>10s} {'ratio':>7s}")
+    print(f"{'':40s} {'':>12s} {'Kue/Express':>12s} {'port/JS':>7s} {'':>10s} {'port/BQ':>7s}")
+    for row in rows:
+        port, peer, bullmq = row["port"], row["peer"], row["bullmq"]
+        print(f"{row['workload']:40s} {port['value']:>12,.0f}", end="")
+        print(f" {figure(peer):>12s} {ratio(row, 'peer'):>7s}", end="")
+        print(f" {figure(bullmq):>10s} {ratio(row, 'bullmq'):>7s}  {row['unit']}")
+        if "p99_ms" in port:
+            ours = f"{port['p50_ms']:.1f} / {port['p99_ms']:.1f}"
+            theirs = f"{peer['p50_ms']:.1f} / {peer['p99_ms']:.1f}" if peer else "-"
+            print(f"{'  p50 / p99 latency, ms':40s} {ours:>12s} {theirs:>12s}")
+        if "worked_per_s" in port:
+            theirs = f"{peer['worked_per_s']:,.0f}" if peer else "-"
+            print(f"{'  jobs worked/s, until the queue drained':40s}", end="")
+            print(f" {port['worked_per_s']:>12,.0f} {theirs:>12s}", end="")
+            print(f" {port['worked_per_s'] / peer['worked_per_s']:>6.2f}x" if peer else "")
+            theirs = f"{peer['backlog']:,}" if peer else "-"
+            print(f"{'  jobs still queued as wrk ended':40s} {port['backlog']:>12,} {theirs:>12s}")
+        if row["section"] == "memory":
+            print("  less is better; used_memory from an empty server to the queue drained")
+        if "vs_plain" in row:
+            cost = row["vs_plain"]
+            print(f"  WAIT's cost: {cost['ratio']:.2f}x the req/s of redis://", end="")
+            print(f", p50 {cost['p50_ms_more']:+.1f} ms, p99 {cost['p99_ms_more']:+.1f} ms")
+        for stack in ("port", "peer"):
+            if row[stack] and "checks" in row[stack]:
+                print(f"  {'this port' if stack == 'port' else 'JS original'}: ", end="")
+                print(describe_checks(row["workload"], row[stack]["checks"]))
+
+
+def print_failover(measured: dict) -> None:
+    runs = measured["runs"]
+    print(f"\nFailover, kill -9 of the primary under {measured['clients']} paced clients", end="")
+    print(f" (GET {failover.PRODUCT} on ./serve.sh 9_stock; median of {len(runs)} runs):")
+    print(f"  sentinels promote the replica  {measured['promoted_s']:6.2f} s after the kill")
+    print(
+        f"  old primary back as a replica  {measured['rejoined_s']:6.2f} s (seen by the sentinels)"
+    )
+    print(f"  first reservation confirmed    {measured['first_confirmed_s']:6.2f} s after the kill")
+    failed = ", ".join(str(run["failed"]) for run in runs)
+    unclear = measured["unclear"]
+    clear = "every one a JSON 503" if not unclear else f"{unclear} NOT a JSON 503"
+    print(f"  requests failed meanwhile      {failed} ({clear})")
+    confirmed = sum(run["confirmed"] for run in runs)
+    taken = sum(run["stock_taken"] for run in runs)
+    lost = "nothing confirmed lost" if not measured["lost"] else f"{measured['lost']} LOST"
+    print(f"  {confirmed:,} confirmed, stock down {taken:,}: {lost}")
+
+
+def figure(figures: dict | None) -> str:
+    return f"{figures['value']:,.0f}" if figures else "-"
+
+
+def ratio(row: dict, stack: str) -> str:
+    return f"{row['ratios'][stack]:.2f}x" if stack in row["ratios"] else "-"
+
+
+def describe_checks(workload: str, checks: list[dict]) -> str:
+    """What the write runs' checks found, in one line."""
+    oversold = [check for check in checks if check["oversold"] or check.get("edge_oversold")]
+    runs = f"oversold in {len(oversold)} of {len(checks)} runs" if oversold else "never oversold"
+    wrong = [check for check in checks if not check["right"] and check not in oversold]
+    if wrong:  # not oversold, yet not right either: units or jobs unaccounted for
+        runs = f"WRONG in {len(wrong)} of {len(checks)} runs, {runs}"
+    if "stock_taken" in checks[0]:
+        confirmed = sum(check["confirmed"] for check in checks)
+        taken = sum(check["stock_taken"] for check in checks)
+        edge = ", ".join(str(check["edge_confirmed"]) for check in checks)
+        return (
+            f"{runs}: {confirmed:,} confirmed, stock down {taken:,}; "
+            f"{EDGE_REQUESTS} at once for a stock of {EDGE_STOCK}: {edge} confirmed"
+        )
+    completed = sum(check["completed"] for check in checks)
+    taken = sum(check["seats_taken"] for check in checks)
+    failed = sum(check["failed"] for check in checks)
+    return f"{runs}: {completed:,} jobs completed ({failed} failed), {taken:,} seats taken"
