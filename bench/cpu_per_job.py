@@ -15,10 +15,11 @@ installed with npm as bench/run.py installs them.
 import argparse
 import os
 import resource
-import subprocess
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.context import Bench, start_on_free_ports
 from bench.peers import Peer
-from bench.processes import Running
 from bench.profile import redis_cpu
 from bench.stacks import Side
 from harness.redis_server import RedisServer, find_redis_server
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=2, help="runs of each figure, in turns")
     options = parser.parse_args()
+    if options.jobs < 1:
+        parser.error("--jobs: at least 1 (the figures are per job)")
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         start = lambda attempt: RedisServer(find_redis_server(), Path(folder) / f"r{attempt}")  # noqa: E731
         server = start_on_free_ports(lambda attempt: start(attempt).start())
@@ -77,6 +79,14 @@ class Costs:
         pairs = zip(astuple(self), astuple(other), strict=True)
         return Costs(*(mine - theirs for mine, theirs in pairs))
 
+    def per_job(self) -> list[float]:
+        """Per job, in µs: Redis's CPU, the stack's own, Redis's time in scripts and in
+        commands."""
+        if self.jobs < 1:
+            raise ValueError(f"no job finished in the window measured ({self.jobs})")
+        each = [self.server, self.own, self.scripts, self.commands]
+        return [seconds / self.jobs * 1e6 for seconds in each]
+
 
 class Window:
     """Costs from its opening to its close."""
@@ -102,11 +112,9 @@ def measure(bench: Bench, side: Side, workload: str, count: int) -> list[str]:
         costs -= started
     else:
         bench.redis.flushall()
-        bench.create(side, "enqueue_burst", count)
         costs = processor_run(bench, side, int(workload.split("_")[1]), count)
         seconds = side.span(bench.clients[side.db], count)  # first start to last end
-    per_job = [costs.server, costs.own, costs.scripts, costs.commands]
-    return [f"{count / seconds:6,.0f}"] + [f"{each / costs.jobs * 1e6:8,.0f}" for each in per_job]
+    return [f"{count / seconds:6,.0f}"] + [f"{each:8,.0f}" for each in costs.per_job()]
 
 
 def creator_run(bench: Bench, side: Side, count: int) -> tuple[float, Costs]:
@@ -118,16 +126,34 @@ def creator_run(bench: Bench, side: Side, count: int) -> tuple[float, Costs]:
 
 
 def processor_run(bench: Bench, side: Side, concurrency: int, count: int) -> Costs:
-    """Queued jobs worked: the costs from the processor's being ready until every job
-    finished, per job finished meanwhile."""
+    """`count` jobs worked: the costs from the processor's being ready until every job
+    finished. The jobs are queued once it is ready, while it is stopped: none can
+    finish before the window opens, however late the harness sees it ready, so the
+    window holds every one of them (and its start, the interpreter and its imports,
+    none)."""
     client = bench.clients[side.db]
-    with Running(side.command("processor", concurrency), bench.env, subprocess.PIPE) as processor:
-        wait_until(lambda: side.ready(client, processor, concurrency), 60, "processor ready")
-        finished_before = side.finished(client)
-        # Running starts the processor in a session of its own.
-        window = Window(bench.redis, partial(session_cpu, processor.process.pid))
-        wait_until(lambda: side.finished(client) >= count, 600, f"{count} jobs finished")
-        return window.close(count - finished_before)
+    with bench.processor(side, concurrency) as processor:
+        session = processor.process.pid  # Running starts it in a session of its own
+        with stopped(session):
+            bench.create(side, "enqueue_burst", count)
+            window = Window(bench.redis, partial(session_cpu, session))
+            finished_before = side.finished(client)
+        bench.wait_finished(side, count + finished_before)
+        return window.close(side.finished(client) - finished_before)
+
+
+@contextmanager
+def stopped(session: int) -> Iterator[None]:
+    """Every process of a session stopped (SIGSTOP) until the `with` ends. A process
+    blocked on a queue may still be handed a job by Redis meanwhile; it works it only
+    once continued."""
+    os.killpg(session, signal.SIGSTOP)
+    try:
+        all_stopped = lambda: all(stat[0] in "TZ" for stat in session_stats(session))  # noqa: E731
+        wait_until(all_stopped, 10, f"the processes of session {session} stopped")
+        yield
+    finally:
+        os.killpg(session, signal.SIGCONT)
 
 
 def children_cpu() -> float:
@@ -137,15 +163,22 @@ def children_cpu() -> float:
 
 def session_cpu(session: int) -> float:
     """CPU seconds of the processes of a session, as they stand."""
-    total = 0
+    # utime and stime, in ticks
+    return sum(int(stat[11]) + int(stat[12]) for stat in session_stats(session)) / TICKS
+
+
+def session_stats(session: int) -> list[list[str]]:
+    """The fields of /proc/<pid>/stat after the command's name (state first) of each
+    process of a session."""
+    stats = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile
-        if int(fields[3]) == session:  # the session id; then utime and stime, in ticks
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+        if int(fields[3]) == session:  # the session id
+            stats.append(fields)
+    return stats
 
 
 if __name__ == "__main__":

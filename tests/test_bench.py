@@ -1,14 +1,21 @@
 """bench/run.py works: a small run gives every figure, side by side with the JS peer
 where node is installed. (The benchmark itself is not a test: see README.)"""
 
+import argparse
 import json
 import shutil
 import subprocess
 import sys
 
 import pytest
+import redis
 
-from harness.redis_server import PROJECT
+from bench.context import Bench
+from bench.cpu_per_job import Costs, measure
+from bench.processes import Running
+from bench.stacks import PythonSide
+from harness.redis_server import PROJECT, RedisServer
+from queuing.job_queue import IDS_KEY
 
 # npm, wrk, a small run of the benchmark: minutes, above the suite-wide 300 s timeout.
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
@@ -83,3 +90,30 @@ def test_cpu_per_job_gives_a_row_per_workload_and_stack(redis_binary):
     # in commands. CPU is counted in ticks of 10 ms: with 50 jobs, it may show none.
     figures = [[float(figure.replace(",", "")) for figure in row[2:]] for row in rows]
     assert all(len(row) == 5 and row[0] > 0 and row[3] > 0 for row in figures)
+
+
+class SeenReadyLate(PythonSide):
+    """This port's processor, seen ready only once it has worked every job queued: the
+    harness at its latest (a loaded machine), every time."""
+
+    def ready(self, client: redis.Redis, processor: Running, concurrency: int) -> bool:
+        queued = int(client.get(IDS_KEY) or 0)
+        ready = super().ready(client, processor, concurrency)
+        return ready and self.finished(client) >= queued
+
+
+def test_cpu_per_job_counts_every_job_however_late_the_processor_is_seen_ready(
+    redis_server: RedisServer,
+):
+    bench = Bench(argparse.Namespace(jobs=20), redis_server, peer=None)
+    figures = measure(bench, SeenReadyLate(), "processor_1", 20)
+    # jobs/s, then per job: CPU of Redis and of the processor, Redis's time in scripts
+    # and in commands; the 20 jobs' scripts ran inside the window.
+    assert len(figures) == 5
+    assert float(figures[0].replace(",", "")) > 0
+    assert float(figures[3].replace(",", "")) > 0
+
+
+def test_a_window_in_which_no_job_finished_is_a_clear_error():
+    with pytest.raises(ValueError, match="no job finished in the window measured"):
+        Costs(jobs=0, own=0.1, server=0.1, scripts=0.0, commands=0.0).per_job()
