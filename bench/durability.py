@@ -17,14 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.redis_server import RedisServer, find_redis_server
+from harness.waiting import wait_until
 
 WRITES_PER_ROUND = 300
 
@@ -50,11 +48,9 @@ def rounds_with_loss(binary: str, mode: str, kills: int, folder: Path) -> tuple[
 
 def there_once_loaded(server: RedisServer) -> int:
     with server.client() as client:
-        while True:
-            try:
-                return int(client.get("counter") or 0)
-            except redis.BusyLoadingError:  # it answers while it reads its file
-                time.sleep(0.01)
+        # It answers while it reads its file, commands that read data with an error.
+        wait_until(lambda: not client.info("persistence")["loading"], 60, "its file read")
+        return int(client.get("counter") or 0)
 
 
 def busy_disk(folder: Path) -> subprocess.Popen:
