@@ -129,6 +129,14 @@ def find_wrk() -> list[str] | None:
     return ["env", f"LD_LIBRARY_PATH={libraries}", str(binary)]
 
 
+def wrk_or_skip(skipped: str) -> list[str] | None:
+    """wrk (find_wrk), or None once said that without it `skipped` are skipped."""
+    wrk = find_wrk()
+    if wrk is None:
+        print(f"No wrk to load the apps with: {skipped} are skipped.")
+    return wrk
+
+
 def run_wrk(wrk: list[str], url: str, seconds: int, connections: int) -> dict:
     """Requests a second, the requests answered, and the median and 99th percentile
     latency in ms."""

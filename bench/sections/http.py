@@ -4,15 +4,14 @@
 from collections.abc import Callable
 
 from bench.context import Bench, median
-from bench.processes import SERVERS, Serving, find_wrk, run_wrk, serve_command
+from bench.processes import SERVERS, Serving, run_wrk, serve_command, wrk_or_skip
 
 ROUTES = [("9_stock", "/list_products/1"), ("100_seat", "/available_seats")]
 
 
 def rows(bench: Bench) -> list[dict]:
-    wrk = find_wrk()
+    wrk = wrk_or_skip("the HTTP rows")
     if wrk is None:
-        print("No wrk to load the apps with: the HTTP rows are skipped.")
         return []
     print(f"HTTP ({bench.options.connections} connections, {bench.options.seconds} s a run):")
     if bench.options.compare_servers:

@@ -10,15 +10,14 @@ import redis
 
 from bench import failover
 from bench.context import HARNESS, Bench, Target, median, start_on_free_ports
-from bench.processes import find_wrk, serve_command
+from bench.processes import serve_command, wrk_or_skip
 from bench.sections.writes import reserve_product, reserve_seat
 from harness.sentinel import ReplicatedRedis
 
 
 def rows(bench: Bench) -> list[dict]:
-    wrk = find_wrk()
+    wrk = wrk_or_skip("the Sentinel rows")
     if wrk is None:
-        print("No wrk to load the apps with: the Sentinel rows are skipped.")
         return []
     print(
         f"Sentinel (a primary, a replica, three sentinels; {bench.options.connections} "

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 
 from bench.context import Bench, Target
-from bench.processes import Serving, find_wrk, run_wrk, serve_command
+from bench.processes import Serving, run_wrk, serve_command, wrk_or_skip
 from harness.waiting import wait_until
 
 # The stock of product 1 and the seats, set in Redis large enough that none run out
@@ -24,9 +24,8 @@ EDGE_STOCK, EDGE_REQUESTS, EDGE_CONNECTIONS = 200, 1000, 32
 
 
 def rows(bench: Bench) -> list[dict]:
-    wrk = find_wrk()
+    wrk = wrk_or_skip("the write routes")
     if wrk is None:
-        print("No wrk to load the apps with: the write routes are skipped.")
         return []
     print(f"Write routes ({bench.options.connections} connections, {bench.options.seconds} s):")
     routes = [
