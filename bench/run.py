@@ -89,6 +89,10 @@ def parse_options() -> argparse.Namespace:
         help="write into --out only the figures of the sections run (--only), keep the rest",
     )
     options = parser.parse_args()
+    if unknown := set(options.only.split(",")) - set(ORDER):
+        parser.error(
+            f"--only: no section {', '.join(sorted(unknown))} (sections: {SECTIONS_OPTION})"
+        )
     options.memory_jobs = options.memory_jobs or 4 * options.jobs
     if options.peer and shutil.which("node") is None:
         print("node is not installed here: the JS peers are skipped.")
