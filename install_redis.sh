@@ -12,15 +12,16 @@
 # package (Debian's packaged binary, not a build). Unset, it tries them in that order.
 #
 # The Sentinel set (a primary, a replica and three sentinels, for trying a failover) is
-# redis/sentinel.sh; `./install_redis.sh --sentinel` is its alias, and --stop stops it too.
+# redis-setup/sentinel.sh; `./install_redis.sh --sentinel` is its alias, and --stop
+# stops it too.
 set -euo pipefail
 shopt -s extglob nullglob
 
 # The build, and starting and stopping servers: shared with the Sentinel set.
-# shellcheck source=redis/shared.sh
-source "$(dirname "${BASH_SOURCE[0]}")/redis/shared.sh"
-# shellcheck source=redis/sentinel.sh
-source "$PROJECT/redis/sentinel.sh"
+# shellcheck source=redis-setup/shared.sh
+source "$(dirname "${BASH_SOURCE[0]}")/redis-setup/shared.sh"
+# shellcheck source=redis-setup/sentinel.sh
+source "$PROJECT/redis-setup/sentinel.sh"
 SET_STOP_COMMAND="./install_redis.sh --stop"
 SET_STARTER="this script's --sentinel"
 

@@ -58,8 +58,9 @@ def install_redis() -> Iterator[tuple[Run, int]]:
 def project_copy(tmp_path: Path) -> Iterator[Path]:
     """The script, its config and dump.rdb alone in a folder: a machine where nothing is
     built yet."""
-    for name in ("install_redis.sh", "private_apt.sh", "redis.conf", "dump.rdb"):
+    for name in ("install_redis.sh", "redis.conf", "dump.rdb"):
         shutil.copy(PROJECT / name, tmp_path)
+    shutil.copytree(PROJECT / "redis-setup", tmp_path / "redis-setup")  # what it sources
     yield tmp_path
     for pid_file in tmp_path.glob(".redis/run/*/redis.pid"):
         run_install(tmp_path, "--stop", REDIS_PORT=pid_file.parent.name)

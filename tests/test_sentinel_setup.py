@@ -1,5 +1,6 @@
 """Issue 13, part 2: the replicated set-up, a primary, a replica and three sentinels, from
-`./install_redis.sh --sentinel` and from harness/sentinel.py.
+`redis-setup/sentinel.sh` (and its alias `./install_redis.sh --sentinel`) and from
+harness/sentinel.py.
 
 The script runs in a copy of the project in a temporary folder (its .redis/bin a link to
 the project's build), on free ports: never the project's .redis/run, never 6379. Every
@@ -28,16 +29,43 @@ from tests.scripts import wait_until
 pytestmark = pytest.mark.slow  # it starts, kills and restarts servers and sentinels
 
 BUILT = PROJECT / ".redis" / "bin"
-# install_redis.sh's down-after-milliseconds is 5 s; the sentinels then elect a leader
+# redis-setup/sentinel.sh's down-after-milliseconds is 5 s; the sentinels then elect a leader
 # and promote: a generous bound, not a timing goal.
 SCRIPT_FAILOVER_TIMEOUT = 60
 
 
+@dataclass(frozen=True)
+class SetCommands:
+    """How a user starts and stops the set, and how the script's messages name itself."""
+
+    start: tuple[str, ...]
+    stop: tuple[str, ...]
+    stop_shown: str  # the stop command the script prints
+    error_prefix: str
+
+
+SET_COMMANDS = {
+    "alias": SetCommands(
+        ("install_redis.sh", "--sentinel"),
+        ("install_redis.sh", "--stop"),
+        "./install_redis.sh --stop",
+        "install_redis.sh: a Redis server not started by this script's --sentinel",
+    ),
+    "direct": SetCommands(
+        ("redis-setup/sentinel.sh",),
+        ("redis-setup/sentinel.sh", "--stop"),
+        "./redis-setup/sentinel.sh --stop",
+        "sentinel.sh: a Redis server not started by this script",
+    ),
+}
+
+
 @dataclass
 class ScriptSet:
-    """install_redis.sh in a project copy, with the ports of a test's own."""
+    """The set's script in a project copy, with the ports of a test's own."""
 
     project: Path
+    commands: SetCommands
     primary: int
     replica: int
     sentinels: list[int]
@@ -51,9 +79,15 @@ class ScriptSet:
             "SENTINEL_PORTS": " ".join(map(str, self.sentinels)),
         }
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
+    def start(self) -> subprocess.CompletedProcess:
+        return self.run(*self.commands.start)
+
+    def stop(self) -> subprocess.CompletedProcess:
+        return self.run(*self.commands.stop)
+
+    def run(self, script: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(self.project / "install_redis.sh"), *args],
+            [str(self.project / script), *args],
             cwd=self.project,
             env=self.env,
             capture_output=True,
@@ -75,24 +109,22 @@ class ScriptSet:
 
 
 @pytest.fixture
-def script_set(tmp_path: Path) -> Iterator[ScriptSet]:
+def script_set(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScriptSet]:
+    """The set through install_redis.sh's alias, or through redis-setup/sentinel.sh when a
+    test is parametrized with "direct"."""
     if not (BUILT / "redis-server").exists():
         pytest.fail("no Redis build: run ./install_redis.sh --build-only", pytrace=False)
-    for name in (
-        "install_redis.sh",
-        "private_apt.sh",
-        "redis.conf",
-        "redis-replicated.conf",
-        "dump.rdb",
-    ):
+    for name in ("install_redis.sh", "redis.conf", "redis-replicated.conf", "dump.rdb"):
         shutil.copy(PROJECT / name, tmp_path)
+    shutil.copytree(PROJECT / "redis-setup", tmp_path / "redis-setup")
     (tmp_path / ".redis").mkdir()
     (tmp_path / ".redis" / "bin").symlink_to(BUILT)
     ports = [free_port() for _ in range(2 + SENTINEL_COUNT)]
     assert len(set(ports)) == len(ports)
-    script_set = ScriptSet(tmp_path, ports[0], ports[1], ports[2:])
+    commands = SET_COMMANDS[getattr(request, "param", "alias")]
+    script_set = ScriptSet(tmp_path, commands, ports[0], ports[1], ports[2:])
     yield script_set
-    script_set.run("--stop")
+    script_set.stop()
     # Should --stop have failed: what the script started, by the PIDs it wrote.
     for pid_file in tmp_path.glob(".redis/run/sentinel-set/*/*.pid"):
         pid = int(pid_file.read_text())
@@ -165,14 +197,15 @@ def final_lines(s: ScriptSet, primary: int, replica: int) -> list[str]:
         f"  connect: .redis/bin/redis-cli -p {s.sentinels[0]} "
         f"sentinel get-master-addr-by-name {MASTER_NAME}",
         f"  stop:    REDIS_PORT={s.primary} REDIS_REPLICA_PORT={s.replica} "
-        f"SENTINEL_PORTS='{sentinel_ports}' ./install_redis.sh --stop",
+        f"SENTINEL_PORTS='{sentinel_ports}' {s.commands.stop_shown}",
     ]
 
 
+@pytest.mark.parametrize("script_set", ["alias", "direct"], indirect=True)
 def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_all(script_set):
     s = script_set
     all_ports = [s.primary, s.replica, *s.sentinels]
-    started = s.run("--sentinel")
+    started = s.start()
     assert started.returncode == 0, started.stderr
     lines = started.stdout.splitlines()
     assert re.fullmatch(r"Reusing Redis 7\.0\.15 built from .*, in \.redis/bin\.", lines[0])
@@ -204,7 +237,7 @@ def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_al
     pids = {port: s.pid(port) for port in all_ports}
     assert all("redis-server" in process_command(pid) for pid in pids.values())
 
-    again = s.run("--sentinel")
+    again = s.start()
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[1:] == [
         *(
@@ -216,7 +249,7 @@ def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_al
     ]
     assert {port: s.pid(port) for port in all_ports} == pids
 
-    stopped = s.run("--stop")
+    stopped = s.stop()
     assert stopped.returncode == 0, stopped.stderr
     run = ".redis/run/sentinel-set"
     assert stopped.stdout.splitlines() == [
@@ -228,7 +261,7 @@ def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_al
     ]
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids.values())
     assert not any(answers(port) for port in all_ports)
-    assert s.run("--stop").stdout == (
+    assert s.stop().stdout == (
         f"No server of the sentinel set started by this script is running "
         f"(ports {s.primary}, {s.replica}, {' '.join(map(str, s.sentinels))}).\n"
     )
@@ -238,7 +271,7 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
     script_set,
 ):
     s = script_set
-    assert s.run("--sentinel").returncode == 0
+    assert s.start().returncode == 0
     with client(s.primary) as primary:
         primary.set("before", "the kill")
         assert primary.wait(1, 5000) == 1  # the replica has it
@@ -257,7 +290,7 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
             new_primary.set("after", "the failover")
 
     # Run again: only the killed server starts, as a replica of the new primary.
-    again = s.run("--sentinel")
+    again = s.start()
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
     assert lines[1:3] == [
@@ -279,8 +312,8 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
 
     # Stopped and started again: each takes the role the sentinels recorded, not the
     # one the ports were first given; never two primaries.
-    assert s.run("--stop").returncode == 0
-    restarted = s.run("--sentinel")
+    assert s.stop().returncode == 0
+    restarted = s.start()
     assert restarted.returncode == 0, restarted.stderr
     assert restarted.stdout.splitlines()[1:] == started_lines(
         s, s.replica, s.primary
@@ -295,13 +328,14 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
         ]
 
 
+@pytest.mark.parametrize("script_set", ["alias", "direct"], indirect=True)
 def test_a_port_taken_by_another_server_starts_nothing(script_set, make_redis_server):
     s = script_set
     make_redis_server(s.replica, persist=False).start()
-    result = s.run("--sentinel")
+    result = s.start()
     assert result.returncode == 1
     assert result.stderr == (
-        f"install_redis.sh: a Redis server not started by this script's --sentinel already "
+        f"{s.commands.error_prefix} already "
         f"answers on 127.0.0.1:{s.replica}; stop it (./install_redis.sh --stop, if it is "
         f"the single server) or set REDIS_PORT and REDIS_REPLICA_PORT\n"
     )

@@ -3,9 +3,9 @@
 # "deb-src" twin) and private state in a folder of ours: the machine's own apt
 # configuration and package lists stay untouched, and no root is needed to download.
 #
-# Sourced (by redis/shared.sh), it defines prepare_private_apt and private_apt, working
-# in $APT_DIR. Run as a command, it downloads packages without installing them:
-#   redis/private_apt.sh download <folder> <package>...
+# Sourced (by redis-setup/shared.sh), it defines prepare_private_apt and private_apt,
+# working in $APT_DIR. Run as a command, it downloads packages without installing them:
+#   redis-setup/private_apt.sh download <folder> <package>...
 
 private_apt() {
   apt-get -q -o Dir::Etc::SourceList="$APT_DIR/sources.list" \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Sentinel set, for trying a failover on one machine: a primary, one replica and
 # three sentinels, each a redis-server on 127.0.0.1 in a folder of its own under
-# .redis/run/sentinel-set/<port>/. Redis is built first if it is not yet (as install_redis.sh).
+# .redis/run/sentinel-set/<port>/. Redis is built first if need be (as by install_redis.sh).
 #
-#   redis/sentinel.sh           start the set (or what of it is not running) and print
-#                               the REDIS_URL naming it
-#   redis/sentinel.sh --stop    stop the sentinels, then the primary, then the replica
+#   redis-setup/sentinel.sh         start the set (or what of it is not running) and
+#                                   print the REDIS_URL naming it
+#   redis-setup/sentinel.sh --stop  stop the sentinels, then the primary, then the replica
 #
 # `./install_redis.sh --sentinel` does the same, and `./install_redis.sh --stop` stops the
 # set and the single server. Each server starts again in the role the sentinels last
@@ -17,13 +17,13 @@
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then  # run, not sourced by install_redis.sh
   set -euo pipefail
   shopt -s extglob nullglob
-  # shellcheck source=redis/shared.sh
+  # shellcheck source=redis-setup/shared.sh
   source "$(dirname "${BASH_SOURCE[0]}")/shared.sh"
 fi
 
 # How this script's messages name its commands; install_redis.sh, which sources it for
 # its --sentinel and --stop, names its own.
-SET_STOP_COMMAND="./redis/sentinel.sh --stop"
+SET_STOP_COMMAND="./redis-setup/sentinel.sh --stop"
 SET_STARTER="this script"
 
 SET_DIR=$CACHE/run/sentinel-set
@@ -131,7 +131,7 @@ start_data_server() {  # port primary-port
   # Sentinel sends CONFIG REWRITE to a server whose role it changes: each server gets a
   # file of its own to rewrite, never the project's redis.conf, which it includes.
   # Written afresh at each start: the role comes from the command line.
-  printf '# Written by redis/sentinel.sh at each start; Sentinel may rewrite it.\ninclude %s\ninclude %s\n' \
+  printf '# Written by redis-setup/sentinel.sh at each start; Sentinel may rewrite it.\ninclude %s\ninclude %s\n' \
     "$PROJECT/redis.conf" "$PROJECT/redis-replicated.conf" >"$dir/redis.conf"
   start_redis_server "$dir/redis.conf" "$dir" "$port" "${role[@]}"
   if ((${#role[@]})); then wait_until_in_sync "$port" "$primary"; fi
@@ -162,7 +162,7 @@ start_sentinel() {  # port primary-port
   # Sentinel keeps its state in this file (its id, the primary now, the others it met)
   # and rewrites it: written here only once, on the set's first start.
   [[ -f $dir/sentinel.conf ]] || cat >"$dir/sentinel.conf" <<CONF
-# Written by redis/sentinel.sh on the first start; Sentinel rewrites it since.
+# Written by redis-setup/sentinel.sh on the first start; Sentinel rewrites it since.
 bind 127.0.0.1
 port $port
 dir "$dir"

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Sourced, not run: what install_redis.sh and redis/sentinel.sh share. Getting the source
-# and building Redis once (cached in .redis/), then starting, checking and stopping
-# redis-server processes on 127.0.0.1. The script that sources it sets -euo pipefail and
-# extglob (show_progress's patterns need it).
+# Sourced, not run: what install_redis.sh and redis-setup/sentinel.sh share. Getting the
+# source and building Redis once (cached in .redis/), then starting, checking and
+# stopping redis-server processes on 127.0.0.1. The script that sources it sets
+# -euo pipefail and extglob (show_progress's patterns need it).
 
 REDIS_VERSION=7.0.15
 # From redis.io's own list of release hashes (github.com/redis/redis-hashes).
@@ -59,8 +59,8 @@ verify_sha256() {  # file expected-hash
 }
 # apt with a private copy of this machine's sources and state: see private_apt.sh.
 APT_DIR=$CACHE/apt
-# shellcheck source=redis/private_apt.sh
-source "$PROJECT/redis/private_apt.sh"
+# shellcheck source=redis-setup/private_apt.sh
+source "$PROJECT/redis-setup/private_apt.sh"
 
 download_debian_source() {  # sets DEBIAN_DIR to the downloaded source package; status 1 if unreachable
   local dir=$CACHE/downloads/debian
