@@ -120,7 +120,13 @@ def find_wrk() -> list[str] | None:
     binary = folder / "root" / "usr" / "bin" / "wrk"
     if not binary.exists():
         print("Downloading wrk from Debian's packages into .bench/ ...")
-        fetch = [str(PROJECT / "private_apt.sh"), "download", str(folder), "wrk", "libluajit-5.1-2"]
+        fetch = [
+            str(PROJECT / "redis-setup" / "private_apt.sh"),
+            "download",
+            str(folder),
+            "wrk",
+            "libluajit-5.1-2",
+        ]
         if subprocess.run(fetch, capture_output=True).returncode != 0:
             return None
         for deb in folder.glob("*.deb"):
