@@ -29,7 +29,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     """The workers of this project's processors.
 
     RQ's SimpleWorker (no fork per job), whose loop writes each job's bookkeeping in
-    one round trip (rq_bookkeeping: finish a job and take the next in one script)
+    one round trip (step.py: finish a job and take the next in one script)
     instead of RQ's twenty; what RQ stores is the same, so RQ's tools see no
     difference, and a job outside that path runs through RQ's own code. `work()` takes
     RQ's arguments and keeps RQ's rules (max_jobs, max_idle_time, the scheduler, the
