@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from harness.waiting import wait_until
 from queuing.job_queue import JobCreator, JobWorker
@@ -47,9 +48,16 @@ def hear_ends(creator: JobCreator, heard: list, count: int) -> None:
     wait_until(lambda: len(heard) >= count, what=f"{count} ends heard by the creator")
 
 
-def stored_as_before(connection: redis.Redis, job_id: str) -> None:
-    """The job's hash as the code before queuing/ wrote it: the old callback names."""
-    connection.hset(f"rq:job:{job_id}", mapping=OLD_CALLBACKS)
+def jobs_stored_as_before(queue: Queue, heard: list) -> tuple[JobCreator, Job, Job]:
+    """A creator whose ends go to `heard`, and two jobs it created, one that succeeds,
+    one that fails, their hashes as the code before queuing/ wrote them: with the old
+    callback names."""
+    creator = creator_hearing(queue, heard)
+    succeeds = creator.create("tests.bookkeeping_jobs.returns_nothing", JOB_DATA)
+    fails = creator.create("tests.bookkeeping_jobs.raises", JOB_DATA)
+    for job in (succeeds, fails):
+        queue.connection.hset(job.key, mapping=OLD_CALLBACKS)
+    return creator, succeeds, fails
 
 
 def test_a_job_stored_with_the_old_callback_names_is_worked_on_the_fast_path(
@@ -66,11 +74,7 @@ def test_a_job_stored_with_the_old_callback_names_is_worked_on_the_fast_path(
     monkeypatch.setattr(JobSteps, "step", recorded_step)
     queue = Queue(QUEUE, connection=connection)
     heard = []
-    creator = creator_hearing(queue, heard)
-    succeeds = creator.create("tests.bookkeeping_jobs.returns_nothing", JOB_DATA)
-    fails = creator.create("tests.bookkeeping_jobs.raises", JOB_DATA)
-    for job in (succeeds, fails):
-        stored_as_before(connection, job.id)
+    creator, succeeds, fails = jobs_stored_as_before(queue, heard)
 
     JobWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
     hear_ends(creator, heard, 2)
@@ -85,11 +89,7 @@ def test_a_job_stored_with_the_old_callback_names_is_worked_on_the_fast_path(
 def test_rq_own_worker_finds_the_old_callbacks(connection):
     queue = Queue(QUEUE, connection=connection)
     heard = []
-    creator = creator_hearing(queue, heard)
-    succeeds = creator.create("tests.bookkeeping_jobs.returns_nothing", JOB_DATA)
-    fails = creator.create("tests.bookkeeping_jobs.raises", JOB_DATA)
-    for job in (succeeds, fails):
-        stored_as_before(connection, job.id)
+    creator, succeeds, fails = jobs_stored_as_before(queue, heard)
 
     SimpleWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
     hear_ends(creator, heard, 2)

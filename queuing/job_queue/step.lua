@@ -38,9 +38,10 @@
 --   writes dates; default_timeout: of a job without its own; events_kept: the events
 --   stream's approximate length; success_callbacks, failure_callbacks: the callback
 --   names (space-separated) whose effect is the step's own end event (job_queue's).
--- The arguments, 3. RQ's keys, as RQ's classes build them (bookkeeping.rq_key_formats), each a format string of a job's id (job_key, dependents_key,
---   dependencies_key, result_key, executions_key), of an execution's `<job id>:<id>`
---   (execution_key) or of a queue's name (started_key, finished_key, failed_key).
+-- The arguments, 3. RQ's keys, as RQ's classes build them (bookkeeping.rq_key_formats),
+--   each a format string of a job's id (job_key, dependents_key, dependencies_key,
+--   result_key, executions_key), of an execution's `<job id>:<id>` (execution_key)
+--   or of a queue's name (started_key, finished_key, failed_key).
 -- ARGV from REST_AT on: the fields of the finished job's result, as RQ's Result stores
 -- them.
 -- INCLUDE: end_event.lua
