@@ -23,6 +23,7 @@ import multiprocessing.util
 import os
 import threading
 import time
+from pathlib import Path
 
 import redis
 from flask import Flask, Response
@@ -46,37 +47,12 @@ LISTENERS = "100_seat"  # the app processes, which share the printing of the job
 # started later, or again after a crash, must work it too).
 PROCESSING_KEY = "100_seat:processing"
 INITIAL_SEATS = 50
+LUA = Path(__file__).parent / "lua"  # the course scripts' Lua, one file a script
 
 # Reading the seats and writing them back in two steps (as the course did) lets two
-# jobs both take the last seat; this script does both in one step, and records which
-# job holds the seat, so that a job run again does not take a second one. A job that is
-# not started any more (its worker stalled so long that it was called abandoned, and
-# failed) takes none: its end has been told already.
-TAKE_ONE_SEAT = LuaScript(
-    keys=("seats", "claims", "job"),  # the seats left, the ids of the jobs holding one,
-    # and the job's hash
-    argv=("job_id",),
-    body="""
-if redis.call('HGET', job, 'status') ~= 'started' then return -2 end
-local left = tonumber(redis.call('GET', seats) or '0')
-if redis.call('SISMEMBER', claims, job_id) == 1 then return left end
-if left < 1 then return -1 end
-redis.call('SADD', claims, job_id)
-return redis.call('DECR', seats)
-""",
-)
-# A job that ended failed holding a seat (its worker died after taking it) gives it
-# back. Only a failed one: its status is written with its end, in one step (job_queue).
-GIVE_BACK_SEAT = LuaScript(
-    keys=("seats", "claims", "job"),  # and the job's hash
-    argv=("job_id",),
-    body="""
-if redis.call('HGET', job, 'status') ~= 'failed' then return 0 end
-if redis.call('SREM', claims, job_id) == 0 then return 0 end
-redis.call('INCR', seats)
-return 1
-""",
-)
+# jobs both take the last seat: these scripts take a seat, or give it back, in one step.
+TAKE_ONE_SEAT = LuaScript.from_file(LUA / "take_one_seat.lua")
+GIVE_BACK_SEAT = LuaScript.from_file(LUA / "give_back_seat.lua")
 
 
 class Seats:

@@ -9,6 +9,8 @@ the stock there was, never more.
     ./serve.sh 9_stock      # production: granian, 2 workers (README: The two apps)
 """
 
+from pathlib import Path
+
 import redis
 from flask import Flask, Response
 
@@ -23,19 +25,11 @@ list_products = [
     {"itemId": 4, "itemName": "Suitcase 1050", "price": 550, "initialAvailableQuantity": 5},
 ]
 PRODUCT_NOT_FOUND = {"status": "Product not found"}
+LUA = Path(__file__).parent / "lua"  # the course scripts' Lua, one file a script
 
 # Reading the stock and writing it back in two steps (as the course did) lets two
 # requests both take the last unit; this script does both in one step.
-TAKE_ONE = LuaScript(
-    keys=("stock",),
-    argv=("initial",),  # the product's initial stock, while nothing is reserved yet
-    body="""
-local left = tonumber(redis.call('GET', stock) or initial)
-if left < 1 then return -1 end
-redis.call('SET', stock, left - 1)
-return left - 1
-""",
-)
+TAKE_ONE = LuaScript.from_file(LUA / "take_one.lua")
 
 
 def get_item_by_id(item_id: int | None) -> dict | None:

@@ -5,5 +5,5 @@
 - `redis_scripts`: Lua scripts with named KEYS and ARGV.
 - `web_app`: what the two Flask apps share (JSON answers, serving, Redis reads).
 - `job_queue`: Kue's jobs on RQ (numbered ids, events to the creator, progress, the
-  fast worker); `rq_bookkeeping`, `job_timeouts` and `rq_compat` serve it.
+  fast worker), a package of modules; `job_timeouts` and `rq_compat` serve it.
 """

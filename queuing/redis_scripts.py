@@ -8,10 +8,20 @@ the order of a list written in two places.
     TAKE.run(client, keys={"stock": "item.1"}, args={"initial": 4})
 
 Arguments past the named ones (`rest`) start at ARGV[REST_AT].
+
+A script in a file of its own names them in its opening comment lines, once:
+
+    -- KEYS: stock
+    -- ARGV: initial
+    -- INCLUDE: other.lua      (that file's Lua, put here: a function scripts share)
+
+    TAKE = LuaScript.from_file(Path(__file__).parent / "lua" / "take_one.lua")
 """
 
 import hashlib
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -35,6 +45,23 @@ class LuaScript:
             header += f"local {', '.join(self.argv)} = unpack(ARGV, 1, {len(self.argv)})\n"
         self.source = header + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()  # what EVALSHA names
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "LuaScript":
+        """The script in the .lua file at `path`, its KEYS and ARGV named in its opening
+        comment lines (`-- KEYS: a, b`, `-- ARGV: c`; a long list goes on in another
+        such line), read once."""
+        path = Path(path)
+        names: dict[str, list[str]] = {"KEYS": [], "ARGV": []}
+        for line in path.read_text().splitlines():
+            if not line.startswith("--"):
+                break  # the header is the opening comment lines
+            header = _HEADER.match(line)
+            if header is not None:
+                if not _NAMES.match(header["names"]):
+                    raise ValueError(f"{path.name}: names, comma-separated, in {line!r}")
+                names[header["kind"]] += re.findall(r"\w+", header["names"])
+        return cls(names["KEYS"], names["ARGV"], _with_includes(path))
 
     def run(
         self,
@@ -82,6 +109,17 @@ class LuaScript:
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
             raise
+
+
+_HEADER = re.compile(r"--\s*(?P<kind>KEYS|ARGV):(?P<names>.*)$")
+_NAMES = re.compile(r"^\s*[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s*$")
+_INCLUDE = re.compile(r"^--\s*INCLUDE:\s*(?P<name>\S+)\s*$", re.MULTILINE)
+
+
+def _with_includes(path: Path) -> str:
+    """The file's Lua, each `-- INCLUDE: name.lua` line replaced by that file's Lua (a
+    path beside this one), once: shared pieces are written in one place."""
+    return _INCLUDE.sub(lambda line: _with_includes(path.parent / line["name"]), path.read_text())
 
 
 def _packed(command: tuple) -> list[bytes]:

@@ -1,6 +1,6 @@
 """RQ's private names, behind one door: every use of one in this project goes through here.
 
-`job_queue.JobWorker` replaces RQ's `work()` loop and `rq_bookkeeping` writes RQ's
+`job_queue.JobWorker` replaces RQ's `work()` loop and `job_queue`'s scripts write RQ's
 bookkeeping itself; both need a few of RQ's internals that RQ gives no public way to
 reach. Each is read here, from RQ 3.0.0's source (the version requirements.txt pins),
 with why it is needed. RQ may rename or drop any of them in any release:
@@ -39,7 +39,7 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "BaseWorker._ordered_queues": (
         "rq/worker/base.py: BaseWorker.__init__, a list attribute; reorder_queues() rotates or "
         "shuffles it, dequeue_job_and_maintain_ttl() takes from the queues in its order",
-        "JobWorker takes its jobs itself (rq_bookkeeping's step), from the queues in the order "
+        "JobWorker takes its jobs itself (job_queue's step), from the queues in the order "
         "RQ's dequeue strategy gives them",
     ),
     "BaseWorker._dequeue_strategy": (
@@ -54,7 +54,7 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "BaseWorker._state": (
         "rq/worker/base.py: the worker's state in memory; get_state() returns it, set_state() "
         "writes it to Redis too",
-        "rq_bookkeeping's step writes 'busy'/'idle' to Redis itself; get_state() (RQ's "
+        "job_queue's step writes 'busy'/'idle' to Redis itself; get_state() (RQ's "
         "check_for_suspension, commands) must still tell the truth, without a second write",
     ),
     "BaseWorker._shutdown_requested_date": (
@@ -75,7 +75,7 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "Queue._prepare_for_queue": (
         "rq/queue.py: what Queue.enqueue_job sets on a job before saving it (origin, "
         "enqueued_at, default timeout, status QUEUED)",
-        "rq_bookkeeping queues jobs in one Lua call and must store the hash RQ would store",
+        "job_queue queues jobs in one Lua call and must store the hash RQ would store",
     ),
     "WorkerPool.get_worker_process(_sleep)": (
         "rq/worker_pool.py: start_worker() calls get_worker_process(name, burst=, _sleep=, "

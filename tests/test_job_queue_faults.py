@@ -16,12 +16,12 @@ from queuing.job_queue import (
     JobWorker,
     QueueListener,
     WorkerThread,
-    _ThreadJobWorker,
     create_job,
     events_key,
     report_progress,
 )
-from queuing.rq_bookkeeping import JobSteps
+from queuing.job_queue.processes import _ThreadJobWorker
+from queuing.job_queue.step import JobSteps
 from tests import controlled_jobs
 from tests.scripts import wait_until
 

@@ -11,7 +11,8 @@ from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from queuing import job_timeouts
-from queuing.job_queue import _ThreadJobWorker, create_job
+from queuing.job_queue import create_job
+from queuing.job_queue.processes import _ThreadJobWorker
 from queuing.job_timeouts import WatchedDeathPenalty
 
 

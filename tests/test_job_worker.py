@@ -23,8 +23,9 @@ from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
 from queuing import rq_compat
-from queuing.job_queue import JobWorker, _ThreadJobWorker
-from queuing.rq_bookkeeping import renew_heartbeat
+from queuing.job_queue import JobWorker
+from queuing.job_queue.processes import _ThreadJobWorker
+from queuing.job_queue.step import renew_heartbeat
 from tests.held_jobs import let_end
 from tests.rq_cli import RQ
 from tests.scripts import PROJECT, Script, script_env, wait_until

@@ -31,3 +31,29 @@ def test_an_argument_redis_cannot_take_is_refused_and_changes_nothing(redis_clie
         ADD.run(redis_client, {"counter": "c"}, {"amount": None})
     assert redis_client.exists("c") == 0
     assert ADD.run(redis_client, {"counter": "c"}, {"amount": 1}) == 1  # the connection is fine
+
+
+def test_a_script_in_a_file_names_its_keys_and_arguments_and_takes_its_includes(
+    redis_client, tmp_path
+):
+    (tmp_path / "add.lua").write_text(
+        "-- KEYS: counter\n"
+        "-- ARGV: amount, times\n"
+        "-- ARGV: label\n"
+        "-- Adds amount times to counter; names the result with label.\n"
+        "-- INCLUDE: twice.lua\n"
+        "\n"
+        "return label .. twice(redis.call('INCRBY', counter, amount * times))\n"
+    )
+    (tmp_path / "twice.lua").write_text("local function twice(n) return n * 2 end\n")
+    script = LuaScript.from_file(tmp_path / "add.lua")
+    assert (script.keys, script.argv) == (("counter",), ("amount", "times", "label"))
+    keys, args = {"counter": "c"}, {"amount": 2, "times": 3, "label": "total "}
+    assert script.run(redis_client, keys, args) == "total 12"
+    assert redis_client.get("c") == "6"
+
+
+def test_a_header_that_is_not_a_list_of_names_is_refused(tmp_path):
+    (tmp_path / "bad.lua").write_text("-- KEYS: the stock of a product\nreturn 1\n")
+    with pytest.raises(ValueError, match=r"bad\.lua: names, comma-separated"):
+        LuaScript.from_file(tmp_path / "bad.lua")

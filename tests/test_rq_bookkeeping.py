@@ -20,7 +20,7 @@ from queuing.job_queue import (
     create_job,
     events_key,
 )
-from queuing.rq_bookkeeping import JobTemplate, enqueue, rq_date
+from queuing.job_queue.bookkeeping import JobTemplate, enqueue, rq_date
 from tests import bookkeeping_jobs
 from tests.redis_state import snapshot
 

@@ -13,7 +13,7 @@ from rq.registry import StartedJobRegistry
 
 from harness.net import free_port
 from queuing.job_queue import JobWorker
-from queuing.rq_bookkeeping import JobSteps
+from queuing.job_queue.step import JobSteps
 from tests.flask_client import assert_json
 from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli

@@ -1,0 +1,72 @@
+"""Kue's job model on RQ: what the course's Kue gave and RQ lacks, written once.
+
+- Numbered ids. A job's id is the next value of one Redis counter (INCRBY), as in Kue,
+  so ids rise across runs and processes: 1, 2, 3...
+- Events heard by the process that created the job: `created`, `progress`,
+  `completed`, `failed`. They are appended to a Redis Stream per queue, by the creator
+  (`created`) and by whichever worker runs the job (the rest). A stream, not pub/sub:
+  pub/sub stores nothing, so a creator that reads late would miss what happened; a
+  stream keeps the events and the creator reads them from where its jobs began.
+- Progress from inside a job: `report_progress(50)`, as Kue's `job.progress(50, 100)`.
+
+The jobs stay plain RQ jobs on queues named as in the course: `rq info` lists them and
+a stock `rq worker <queue>` started in this folder works them, events and all, because
+the events come with the job itself (RQ success and failure callbacks, and
+`report_progress`). The processors' own workers (JobWorker) send the same events from
+the script that does a job's bookkeeping in one round trip (step.py).
+
+Its modules, one concern each:
+- `events`: the ids' and events' keys, `report_progress`, the callbacks that tell a
+  job's end (end_once.lua);
+- `creator`: JobCreator, create_job (cancel_unconfirmed.lua);
+- `listener`: QueueListener, for an app's processes;
+- `bookkeeping`: jobs built and queued as RQ stores them (enqueue.lua), RQ's keys;
+- `step`: a worker's step (step.lua) and a job's heartbeat (heartbeat.lua);
+- `worker`, `taking`, `running`: JobWorker, its loop, how it takes and runs a job;
+- `processes`: `work` (a processor's worker processes), WorkerThread, their logging.
+Every name a script or an app uses is imported from here.
+"""
+
+import sys
+
+from queuing.job_queue.creator import JOB_TIMEOUT_SECONDS, NOT_CONFIRMED, JobCreator, create_job
+from queuing.job_queue.events import (
+    EVENTS_KEPT,
+    IDS_KEY,
+    ON_FAILURE,
+    ON_SUCCESS,
+    events_key,
+    job_completed,
+    job_failed,
+    report_progress,
+)
+from queuing.job_queue.listener import QueueListener
+from queuing.job_queue.processes import WorkerThread, work
+from queuing.job_queue.worker import JobWorker
+
+# RQ stores each job's callbacks by their dotted names (events.ON_SUCCESS, ON_FAILURE),
+# and resolves them with import_attribute when it runs them. Jobs queued before the
+# library moved into queuing/ name them `job_queue.job_completed`, `job_queue.job_failed`,
+# and Redis may keep such jobs across an upgrade (the append-only file): this package is
+# also the module `job_queue`, so that RQ's own worker still finds their callbacks (in a
+# process that has imported it: a course processor, or a job's module that uses it).
+sys.modules.setdefault("job_queue", sys.modules[__name__])
+
+__all__ = [
+    "EVENTS_KEPT",
+    "IDS_KEY",
+    "JOB_TIMEOUT_SECONDS",
+    "NOT_CONFIRMED",
+    "ON_FAILURE",
+    "ON_SUCCESS",
+    "JobCreator",
+    "JobWorker",
+    "QueueListener",
+    "WorkerThread",
+    "create_job",
+    "events_key",
+    "job_completed",
+    "job_failed",
+    "report_progress",
+    "work",
+]

@@ -1,0 +1,204 @@
+"""The worker processes of a processor (`work`: RQ's worker pool, whose workers
+survive a Redis restart), a worker in a thread of an app (WorkerThread), and their
+logging."""
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import redis
+from rq.connections import parse_connection
+from rq.worker_pool import ForkProcess, WorkerPool
+
+from queuing import rq_compat
+from queuing.job_queue.events import log
+from queuing.job_queue.running import ColdStop
+from queuing.job_queue.worker import JobWorker, sleep_unless
+from queuing.job_timeouts import WatchedDeathPenalty
+from queuing.redis_connection import UNREACHABLE
+
+
+class _ThreadJobWorker(JobWorker):
+    """A JobWorker in a thread of a larger process (an app), where signals are not its
+    own: the process's watching thread stops a job past its timeout."""
+
+    death_penalty_class = WatchedDeathPenalty
+
+
+class _FailedJobIsAnOutcome(logging.Filter):
+    """Drops RQ's error record of a job that raised, with its traceback: for the project's
+    processors and apps a failed job is an outcome, which its creator hears (the `failed`
+    event) and RQ stores (the failed registry, the result's traceback). The course's
+    processors fail jobs on purpose and print nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not rq_compat.is_job_exception_record(record)
+
+
+# The logger of the project's own workers (_WorkerLoop's): RQ's worker logger's child, so
+# it logs where and as RQ's does, but for the failed jobs. Other workers in the same
+# process (a JobWorker of one's own, RQ's) keep RQ's logging whole.
+_WORKER_LOG = logging.getLogger("rq.worker.job_queue")
+_WORKER_LOG.addFilter(_FailedJobIsAnOutcome())
+
+
+class _WorkerLoop:
+    """Works the queues until asked to stop, and starts a new worker whenever one
+    stopped because Redis was lost."""
+
+    def __init__(
+        self, queue_names: list[str], connection: redis.Redis, worker_class: type = JobWorker
+    ) -> None:
+        self.queue_names = queue_names
+        self.connection = connection
+        self.worker_class = worker_class
+        # A plain flag, not an Event: a processor's signal handler sets it, and Event.set
+        # takes a lock that the very thread the handler interrupted may hold (in
+        # Event.wait, or in an Event.set of the handler before): it waits for ever.
+        self.stop_requested = False
+        self.worker: JobWorker | None = None
+        self._unregistered: list[JobWorker] = []  # cut off from Redis as they stopped
+
+    def run(self) -> None:
+        while not self.stop_requested:
+            self._work()
+            sleep_unless(lambda: self.stop_requested, 1)  # Redis was lost: again in 1 s
+
+    def request_stop(self) -> None:
+        """Stop once the job in hand, if any, has ended. A flag, not an exception:
+        raised inside redis-py, an exception could pass for a lost connection; and no
+        lock, as it runs in a signal handler."""
+        self.stop_requested = True
+        if self.worker is not None:
+            self.worker.request_stop()
+
+    def _work(self) -> None:
+        try:
+            self._unregister_the_stopped()
+            self.worker = self.worker_class(self.queue_names, connection=self.connection)
+            self.worker.log = _WORKER_LOG
+            self.worker.waits_for_redis_in_place = False
+            if not self.stop_requested:
+                self.worker.work(logging_level="WARNING")
+        except UNREACHABLE as error:
+            log.warning("Worker: Redis unreachable (%s), trying again in 1 s", error)
+        finally:
+            self._tidy_up()
+
+    def _tidy_up(self) -> None:
+        """Make sure the worker is gone, also from Redis: a worker stopped before RQ's
+        loop began, or cut off from Redis, could not say so itself."""
+        worker, self.worker = self.worker, None
+        if worker is None:
+            return
+        if worker.pubsub_thread is not None:
+            worker.pubsub_thread.stop()
+        self._unregistered.append(worker)
+        with contextlib.suppress(*UNREACHABLE):
+            self._unregister_the_stopped()
+
+    def _unregister_the_stopped(self) -> None:
+        """Tell Redis the stopped workers are gone; after a Redis restart that kept its
+        data, `rq info` would show them else until their keys expire (8 minutes)."""
+        while self._unregistered:
+            self._unregistered[0].register_death()
+            self._unregistered.pop(0)
+
+
+# Two stop requests this close are one Ctrl-C (the terminal's and the pool's echo of it).
+SAME_STOP_REQUEST_SECONDS = 1
+
+
+def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
+    """One worker process of a processor. Ctrl-C or SIGTERM stops it once the job in
+    hand has ended; another one, a second or more later, stops it at once (RQ's cold
+    shutdown: the job is left to be found abandoned)."""
+    loop = _WorkerLoop(queue_names, connection)
+    first_request: list[float] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # The pool passes Ctrl-C on too: the same request comes twice at once.
+        if first_request:
+            if time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
+                raise ColdStop(1)
+            return  # the same request again: already in hand
+        first_request.append(time.monotonic())
+        loop.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    loop.run()
+
+
+class WorkerThread:
+    """One worker in a thread of this process, for an app that works a queue itself."""
+
+    def __init__(self, queue_names: Iterable[str], connection: redis.Redis) -> None:
+        self._loop = _WorkerLoop(list(queue_names), connection, _ThreadJobWorker)
+        self._thread = threading.Thread(target=self._loop.run, name="rq worker", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop after the job in hand, if any; wait for it up to `timeout` seconds."""
+        self._loop.request_stop()
+        self._thread.join(timeout)
+
+
+class _JobWorkerPool(WorkerPool):
+    """RQ's worker pool (it starts the workers, restarts one that died, and stops them
+    on Ctrl-C or SIGTERM), whose workers survive a Redis restart."""
+
+    # RQ's start_worker() passes `_sleep` by that name (rq_compat.PRIVATE_NAMES). `burst`
+    # and `logging_level` are not passed on: work() below, the one caller, starts the pool
+    # with neither (burst False, WARNING), and a _WorkerLoop starts a new worker whenever
+    # one returns, as a burst worker does once the queues are empty.
+    def get_worker_process(
+        self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
+    ) -> BaseProcess:
+        # A connection of its own for the new process, as RQ's pool makes one.
+        client_class, connection_class, pool_kwargs = parse_connection(self.connection)
+        pool = redis.ConnectionPool(connection_class=connection_class, **pool_kwargs)
+        connection = client_class(connection_pool=pool)
+        queue_names = [queue.name for queue in self.queues]
+        return ForkProcess(
+            target=_run_worker_process, args=(queue_names, connection), name=f"Worker {name}"
+        )
+
+
+def work(queue_names: Iterable[str], connection: redis.Redis, workers: int = 1) -> None:
+    """Work the queues with `workers` jobs at a time (one RQ worker process each) until
+    Ctrl-C or SIGTERM; jobs in hand are finished first."""
+    _log_quietly()
+    pool = _JobWorkerPool(list(queue_names), connection=connection, num_workers=workers)
+    pool.start(logging_level="WARNING")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records in one line: an exception as its message, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} {record.exc_info[1]!r}"
+        return message.splitlines()[0] if message else message
+
+
+def _log_quietly() -> None:
+    """Warnings and errors of RQ and this module on stderr, one line each; a job that
+    failed is not one of them (_WORKER_LOG).
+
+    RQ would log to stdout, where the course's lines go; with a handler on the root
+    logger it leaves logging to us.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)

@@ -1,0 +1,170 @@
+-- KEYS: worker, worker_executions, queue, intermediate, ended_events
+-- ARGV: outcome, ended_id, ended_execution, ended_origin, ended_at, ended_at_seconds
+-- ARGV: working_time, ttl, failure_ttl, record_failure, event, error
+-- ARGV: take, take_id, fast_path, one_queue, heartbeat_margin, no_timeout_ttl
+-- ARGV: execution, now, started_at, default_timeout, events_kept, queue_name, worker_name
+-- ARGV: success_callbacks, failure_callbacks
+-- ARGV: job_key, dependents_key, dependencies_key, result_key, execution_key
+-- ARGV: executions_key, started_key, finished_key, failed_key
+--
+-- A worker's step: finish its last job, if any, then take the next one from the queue.
+-- Finishing writes what RQ's handle_job_success / handle_job_failure and
+-- cleanup_execution write; taking writes what its prepare_execution and
+-- prepare_job_execution write, for a job the fast path covers (else the job is left in
+-- the intermediate list for RQ's worker code, which takes it from there).
+--
+-- The keys: the worker's hash, the set of its executions, the queue to take from ('' with
+-- nothing to take), that queue's intermediate list, the stream where the finished
+-- job's end event goes.
+-- The arguments, 1. the last job's outcome (all '' but ttl when there is none):
+--   outcome: 'finished', 'failed', or ''; ended_id, ended_execution, ended_origin: its
+--   job's id, its execution's id, its queue's name; ended_at: when it ended, as RQ
+--   writes dates, ended_at_seconds: the same, whole seconds since the epoch;
+--   working_time: seconds it ran, for the worker's total; ttl: of its result when
+--   finished, of its failed-registry entry when failed; failure_ttl: its job's own
+--   ('' for RQ's default); record_failure: '1' when a failed job's result and
+--   failed-registry entry are written, as RQ's default exception handler does, '' when
+--   the worker disables that handler; event: for its creator, 'completed', 'failed', or
+--   '' (no callbacks); error: the error of a failed one.
+-- The arguments, 2. taking the next job:
+--   take: 'pop' (the next on the queue), 'id' (the one take_id names) or '' (none);
+--   fast_path: '1' to start here a job the step can do all of, '' to leave every job to
+--   RQ's code (a worker whose RQ hooks were changed: JobWorker._may_take_fast_path);
+--   one_queue: '1' to pop into the intermediate list (RQ's dequeue for a worker of one
+--   queue, whose job RQ's own code then takes out of it), '' for a plain LPOP;
+--   heartbeat_margin: seconds past its timeout before a job counts as abandoned;
+--   no_timeout_ttl: the heartbeat TTL of a job without a timeout (-1); execution: the
+--   new execution's id; now: seconds since the epoch, started_at: the same, as RQ
+--   writes dates; default_timeout: of a job without its own; events_kept: the events
+--   stream's approximate length; success_callbacks, failure_callbacks: the callback
+--   names (space-separated) whose effect is the step's own end event (job_queue's).
+-- The arguments, 3. RQ's keys, as RQ's classes build them (bookkeeping.rq_key_formats),
+--   each a format string of a job's id (job_key, dependents_key, dependencies_key,
+--   result_key, executions_key), of an execution's `<job id>:<id>` (execution_key)
+--   or of a queue's name (started_key, finished_key, failed_key).
+-- ARGV from REST_AT on: the fields of the finished job's result, as RQ's Result stores
+-- them.
+-- INCLUDE: end_event.lua
+
+local function expire_or_persist(key, ttl)
+  if ttl == -1 then redis.call('PERSIST', key) else redis.call('EXPIRE', key, ttl) end
+end
+
+local function one_of(name, names)  -- names: space-separated
+  return string.find(' ' .. names .. ' ', ' ' .. name .. ' ', 1, true) ~= nil
+end
+
+-- 1. Finish the last job.
+local job, run = string.format(job_key, ended_id), ended_id .. ':' .. ended_execution
+if outcome ~= '' then
+  redis.call('SREM', worker_executions, run)
+  -- A job ends once: if it is no longer started by this worker (its worker was cut
+  -- off so long that it was called abandoned and failed), the late outcome is dropped.
+  local current = redis.call('HMGET', job, 'status', 'worker_name')
+  if current[1] ~= 'started' or current[2] ~= worker_name then outcome = '' end
+end
+if outcome ~= '' then
+  local ended_on, ttl = tonumber(ended_at_seconds), tonumber(ttl)
+  local result = string.format(result_key, ended_id)
+  local dependents_of_job = string.format(dependents_key, ended_id)
+  local dependencies_of_job = string.format(dependencies_key, ended_id)
+  local finished = string.format(finished_key, ended_origin)
+  local executions = string.format(executions_key, ended_id)
+  -- A failed job's result and failed-registry entry are what RQ's default exception
+  -- handler writes (Job._handle_failure); without it, RQ saves only the status.
+  local recorded = outcome == 'finished' or record_failure ~= ''
+  if recorded then
+    redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
+  else
+    redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome)
+  end
+  redis.call('DEL', string.format(execution_key, run))
+  redis.call('ZREM', string.format(started_key, ended_origin), run)
+  redis.call('ZREM', executions, ended_execution)
+  if recorded then redis.call('XADD', result, 'MAXLEN', '~', 10, '*', unpack(ARGV, REST_AT)) end
+  if outcome == 'finished' then
+    redis.call('HINCRBY', worker, 'successful_job_count', 1)
+    expire_or_persist(result, ttl)
+    if ttl == -1 then
+      redis.call('ZADD', finished, '+inf', ended_id)
+    else
+      redis.call('ZADD', finished, ttl < 0 and ttl or ended_on + ttl, ended_id)
+    end
+  else
+    redis.call('HINCRBY', worker, 'failed_job_count', 1)
+    if recorded then
+      if failure_ttl ~= '' then expire_or_persist(result, tonumber(failure_ttl)) end
+      redis.call('ZADD', string.format(failed_key, ended_origin),
+        ttl < 0 and ttl or ended_on + ttl, ended_id)
+    end
+  end
+  redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
+  if recorded and ttl > 0 then
+    redis.call('EXPIRE', job, ttl)
+    redis.call('EXPIRE', dependents_of_job, ttl)
+    redis.call('EXPIRE', dependencies_of_job, ttl)
+  end
+  -- Kept for 0 seconds (result_ttl=0, failure_ttl=0): RQ deletes the job at once
+  -- (Job.cleanup(0) -> Job.delete), its result and executions with it; a failed one stays
+  -- named in the failed registry. One that has dependents is deleted once they are moved
+  -- on (JobWorker._step), as RQ does.
+  local dependents = redis.call('SCARD', dependents_of_job)
+  if recorded and ttl == 0 and dependents == 0 then
+    redis.call('DEL', job, dependents_of_job, dependencies_of_job, result, executions)
+    if outcome == 'finished' then redis.call('ZREM', finished, ended_id) end
+  end
+  if event ~= '' then append_end_event(ended_events, events_kept, ended_id, event, error) end
+  if dependents > 0 then return {'dependents'} end
+end
+
+-- 2. Take the next job: the one named, or the next on the queue.
+if take == '' then return nil end
+local id = take_id
+if take == 'pop' then
+  if one_queue ~= '' then
+    id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
+  else
+    id = redis.call('LPOP', queue)
+  end
+end
+if not id then
+  redis.call('HSET', worker, 'state', 'idle')
+  return nil
+end
+job = string.format(job_key, id)
+local f = redis.call('HMGET', job, 'status', 'dependency_ids', 'retries_left', 'repeats_left',
+  'rate_limit_key', 'group_id', 'webhooks', 'success_callback_name', 'failure_callback_name',
+  'stopped_callback_name', 'timeout')
+if not f[1] then
+  redis.call('LREM', intermediate, 1, id)  -- deleted meanwhile: RQ skips it too
+  return {'gone'}
+end
+local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[3] and not f[4]
+  and (f[5] or '') == '' and (f[6] or '') == '' and not f[7]
+  and (f[8] == '' or one_of(f[8], success_callbacks))
+  and (f[9] == '' or one_of(f[9], failure_callbacks)) and (f[10] or '') == ''
+  and redis.call('SCARD', string.format(dependents_key, id)) == 0
+if not covered then return {'rq', id, redis.call('HGETALL', job)} end
+
+-- A job without a timeout (-1) gets RQ's SimpleWorker's TTL; the worker's heartbeat
+-- thread renews it while the job runs (job_queue.JobWorker).
+local timeout = tonumber(f[11] or default_timeout)
+local ttl = timeout == -1 and tonumber(no_timeout_ttl) or timeout + tonumber(heartbeat_margin)
+run = id .. ':' .. execution
+local execution_record = string.format(execution_key, run)
+local executions = string.format(executions_key, id)
+redis.call('HSET', execution_record, 'id', execution, 'job_id', id,
+  'created_at', now, 'last_heartbeat', now, 'worker_name', worker_name)
+redis.call('EXPIRE', execution_record, ttl)
+redis.call('ZADD', executions, math.floor(tonumber(now)) + ttl + 60, execution)
+redis.call('EXPIRE', executions, ttl + 60)
+redis.call('ZADD', string.format(started_key, queue_name), math.floor(tonumber(now)) + ttl, run)
+redis.call('SADD', worker_executions, run)
+redis.call('HSET', worker, 'state', 'busy', 'last_heartbeat', started_at)
+redis.call('EXPIRE', worker, ttl)
+redis.call('EXPIRE', worker_executions, ttl)
+redis.call('HSET', job, 'last_heartbeat', started_at, 'status', 'started',
+  'started_at', started_at, 'worker_name', worker_name)
+redis.call('PERSIST', job)
+redis.call('LREM', intermediate, 1, id)
+return {'fast', id, redis.call('HGETALL', job)}

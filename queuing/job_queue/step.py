@@ -1,0 +1,259 @@
+"""A worker's step, in one round trip (step.lua): finish its last job, writing what RQ
+writes when a job ends, and take the next, writing what RQ writes when a job starts;
+and the heartbeat of a job that runs long (heartbeat.lua)."""
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.defaults import DEFAULT_FAILURE_TTL
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+from rq.results import Result
+from rq.utils import now
+
+from queuing.job_queue.bookkeeping import RestoredJob, rq_date, rq_key_formats, rq_serializer
+from queuing.redis_scripts import LuaScript
+
+HEARTBEAT = LuaScript.from_file(Path(__file__).with_name("heartbeat.lua"))
+
+
+def renew_heartbeat(
+    connection: redis.Redis, worker_key: str, job: Job, execution_id: str, ttl: int, worker_ttl: int
+) -> bool:
+    """Renew the heartbeat of `job`'s execution `execution_id` and of its worker for `ttl`
+    and `worker_ttl` seconds; False if that execution has ended."""
+    run = f"{job.id}:{execution_id}"
+    rq_keys = rq_key_formats(type(job))
+    keys = {
+        "worker": worker_key,
+        "worker_executions": f"{worker_key}:executions",
+        "execution": rq_keys["execution_key"] % run,
+        "wip": rq_keys["started_key"] % job.origin,
+        "executions": rq_keys["executions_key"] % job.id,
+        "job": job.key,
+    }
+    at = now()
+    args = {"run": run, "execution_id": execution_id, "now": repr(at.timestamp())}
+    args |= {"last_heartbeat": rq_date(at), "ttl": ttl, "worker_ttl": worker_ttl}
+    return HEARTBEAT.run(connection, keys, args) == 1
+
+
+@dataclass
+class Claimed:
+    """A job a worker has taken: one this path `covers` is started already."""
+
+    job: Job
+    covered: bool
+    execution_id: str
+    started_at: datetime  # when its execution began
+
+
+@dataclass
+class Outcome:
+    """How a worker's job ended, to be written with its next step."""
+
+    job: Job
+    execution_id: str
+    finished: bool  # else failed
+    ended_at: datetime
+    ttl: int  # of the result when finished, of the failed registry's entry when failed
+    result_fields: dict  # what RQ's Result stores
+    event: str = ""  # job_queue's event for the creator ("" for a job without callbacks)
+    error: str = ""
+    # A failed job's result and failed-registry entry are written (RQ's default exception
+    # handler); False for a worker that disables it.
+    recorded: bool = True
+
+    @classmethod
+    def finished_with(
+        cls, claimed: Claimed, worker_name: str, return_value: Any, ttl: int, event: str
+    ) -> "Outcome":
+        ended_at = now()
+        fields = _result_fields(claimed, worker_name, ended_at, return_value=return_value)
+        return cls(claimed.job, claimed.execution_id, True, ended_at, ttl, fields, event)
+
+    @classmethod
+    def failed_with(
+        cls,
+        claimed: Claimed,
+        worker_name: str,
+        exc_string: str,
+        event: str,
+        error: str,
+        recorded: bool = True,
+    ) -> "Outcome":
+        ended_at = now()
+        ttl = claimed.job.failure_ttl
+        ttl = DEFAULT_FAILURE_TTL if ttl is None else ttl
+        fields = _result_fields(claimed, worker_name, ended_at, exc_string=exc_string)
+        job, execution_id = claimed.job, claimed.execution_id
+        return cls(job, execution_id, False, ended_at, ttl, fields, event, error, recorded)
+
+
+def _result_fields(claimed: Claimed, worker_name: str, ended_at: datetime, **outcome: Any) -> dict:
+    kind = Result.Type.FAILED if "exc_string" in outcome else Result.Type.SUCCESSFUL
+    result = Result(
+        claimed.job.id,
+        kind,
+        claimed.job.connection,
+        worker_name=worker_name,
+        serializer=rq_serializer(claimed.job.serializer),
+        execution_id=claimed.execution_id,
+        execution_started_at=claimed.started_at,
+        execution_ended_at=ended_at,
+        **outcome,
+    )
+    return result.serialize()
+
+
+def wait_for_job_id(
+    queues: Sequence[Queue], timeout: int, connection: redis.Redis
+) -> tuple[Queue, str] | None:
+    """Block up to `timeout` seconds for a job on the queues, as RQ's worker does (one
+    queue: moved to its intermediate list, as RQ does)."""
+    try:
+        if len(queues) == 1:
+            _, job_id = Queue.lmove(connection, queues[0].key, timeout)
+            return queues[0], job_id.decode()
+        queue_key, job_id = Queue.lpop([queue.key for queue in queues], timeout, connection)
+    except DequeueTimeout:
+        return None
+    queue_key = queue_key.decode()
+    return next(queue for queue in queues if queue.key == queue_key), job_id.decode()
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What a worker's steps need to know besides the job: from job_queue and the worker."""
+
+    default_timeout: int  # of a job without its own
+    heartbeat_margin: int  # seconds past its timeout before a job counts as abandoned
+    no_timeout_ttl: int  # the heartbeat TTL of a job without a timeout (-1)
+    one_queue: bool  # the worker works one queue: RQ then pops into its intermediate list
+    fast_path: bool  # False: every job is left to RQ's own code
+    events_kept: int  # the events streams' approximate length
+    events_key: Callable[[str], str]  # a queue's name -> its events stream
+    # The names of the callbacks whose effect is the step's own event (job_queue's).
+    success_callbacks: tuple[str, ...]
+    failure_callbacks: tuple[str, ...]
+    job_class: type[Job] = Job  # the worker's: its keys are the ones the step writes
+
+
+class JobSteps:
+    """The steps of one worker: finish its last job and take the next, in one call.
+
+    The calls go over a connection of their own, taken from the client's pool for as
+    long as the worker lives: redis-py's client adds some 70 µs to each command, half
+    the cost of a trivial job.
+    """
+
+    SCRIPT = LuaScript.from_file(Path(__file__).with_name("step.lua"))
+
+    def __init__(
+        self, connection: redis.Redis, worker_name: str, worker_key: str, settings: StepSettings
+    ) -> None:
+        self.connection = connection
+        self.worker_key = worker_key
+        self.settings = settings
+        self._own_connection = connection.connection_pool.get_connection()
+        self._worker_args = {  # the same for each of this worker's steps
+            "fast_path": "1" if settings.fast_path else "",
+            "one_queue": "1" if settings.one_queue else "",
+            "heartbeat_margin": settings.heartbeat_margin,
+            "no_timeout_ttl": settings.no_timeout_ttl,
+            "default_timeout": settings.default_timeout,
+            "events_kept": settings.events_kept,
+            "worker_name": worker_name,
+            "success_callbacks": " ".join(settings.success_callbacks),
+            "failure_callbacks": " ".join(settings.failure_callbacks),
+            **rq_key_formats(settings.job_class),
+        }
+
+    def close(self) -> None:
+        self.connection.connection_pool.release(self._own_connection)
+
+    def step(
+        self, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
+    ) -> tuple[str, Claimed | None]:
+        """Write `outcome` (if any), then take a job from `queue` (if given): the one
+        `job_id` names, already in the intermediate list, else the next one.
+
+        Returns ("fast", Claimed) for a job this path started, ("rq", Claimed) for one
+        left to RQ's worker code, ("dependents", None) when the finished job has
+        dependents to enqueue (nothing taken then), ("gone", None) for a job deleted
+        meanwhile, ("none", None) when there was nothing to take.
+        """
+        execution_id = uuid.uuid4().hex
+        started_at = now()
+        settings = self.settings
+        keys = {
+            "worker": self.worker_key,
+            "worker_executions": f"{self.worker_key}:executions",
+            "queue": queue.key if queue else "",
+            "intermediate": queue.intermediate_queue_key if queue else "",
+            "ended_events": settings.events_key(outcome.job.origin) if outcome else "",
+        }
+        args = {
+            **_outcome_args(outcome),
+            **self._worker_args,
+            "take": "" if queue is None else "id" if job_id else "pop",
+            "take_id": job_id,
+            "execution": execution_id,
+            "now": repr(started_at.timestamp()),
+            "started_at": rq_date(started_at),
+            "queue_name": queue.name if queue else "",
+        }
+        result_fields = outcome.result_fields.items() if outcome else ()
+        rest = [item for pair in result_fields for item in pair]
+        try:
+            reply = self.SCRIPT.run_on(self._own_connection, keys, args, rest)
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            # Cut off mid-call (a cold stop's SystemExit): a reply may be on its way, which
+            # the next call would read as its own. It reconnects instead.
+            self._own_connection.disconnect()
+            raise
+        if not reply:
+            return "none", None
+        kind = reply[0].decode()
+        if kind in ("dependents", "gone"):
+            return kind, None
+        job = RestoredJob(
+            reply[1].decode(),
+            connection=self.connection,
+            serializer=rq_serializer(queue.serializer),
+        )
+        flat = reply[2]
+        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return kind, Claimed(job, kind == "fast", execution_id, started_at)
+
+
+def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
+    """STEP's arguments about the last job's outcome."""
+    if outcome is None:
+        argv = JobSteps.SCRIPT.argv
+        names = argv[: argv.index("error") + 1]
+        return {**dict.fromkeys(names, ""), "ttl": 0}
+    job = outcome.job
+    working = (outcome.ended_at - job.started_at).total_seconds() if job.started_at else 0
+    return {
+        "outcome": "finished" if outcome.finished else "failed",
+        "ended_id": job.id,
+        "ended_execution": outcome.execution_id,
+        "ended_origin": job.origin,
+        "ended_at": rq_date(outcome.ended_at),
+        "ended_at_seconds": int(outcome.ended_at.timestamp()),
+        "working_time": working,
+        "ttl": outcome.ttl,
+        "failure_ttl": "" if outcome.finished or job.failure_ttl is None else job.failure_ttl,
+        "record_failure": "1" if outcome.recorded else "",
+        "event": outcome.event,
+        "error": outcome.error,
+    }

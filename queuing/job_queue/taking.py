@@ -1,0 +1,87 @@
+"""How a JobWorker takes its jobs: each step writes the last job's outcome and takes the
+next job in one round trip (step.py); RQ's dequeue rules around it."""
+
+import logging
+import time
+
+from rq import Queue
+from rq.logutils import blue, green
+
+from queuing import rq_compat
+from queuing.job_queue.step import Claimed, JobSteps, Outcome, wait_for_job_id
+from queuing.redis_connection import UNREACHABLE
+
+
+class TakesJobs:
+    """JobWorker's taking of jobs (a part of JobWorker, an RQ SimpleWorker)."""
+
+    def _take(self, steps: JobSteps, outcome: Outcome | None) -> tuple[Claimed | None, Queue]:
+        """Write the last job's outcome and take the next job, from the first queue that
+        has one, in the order of the dequeue strategy."""
+        queues = rq_compat.ordered_queues(self)
+        for queue in queues:
+            # Redis lost here: work() writes the outcome again once it is back (a job
+            # ends once, so a second write of it changes nothing).
+            kind, claimed = self._step(steps, outcome, queue)
+            outcome = None
+            while kind in ("dependents", "gone"):  # a deleted job at the head: the next
+                kind, claimed = self._step(steps, None, queue)
+            if claimed is not None:
+                self._taken(claimed, queue)
+                return claimed, queue
+        return None, queues[0]
+
+    def _step(
+        self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
+    ) -> tuple[str, Claimed | None]:
+        kind, claimed = steps.step(outcome, queue, job_id)
+        if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
+            job = outcome.job
+            origin = self.queue_class(
+                job.origin, connection=self.connection, serializer=self.serializer
+            )
+            origin.enqueue_dependents(job)
+            if outcome.ttl == 0 and (outcome.finished or outcome.recorded):
+                job.cleanup(0, remove_from_queue=not outcome.finished)  # kept for 0 s: RQ's
+        return kind, claimed
+
+    def _taken(self, claimed: Claimed, queue: Queue) -> None:
+        """What RQ's dequeue does once it has a job: the queues reordered by the dequeue
+        strategy, the job logged."""
+        self.reorder_queues(reference_queue=queue)
+        job = claimed.job
+        job.redis_server_version = self.get_redis_server_version()
+        if self.log.isEnabledFor(logging.INFO):
+            if self.log_job_description:
+                description = blue(job.description)
+                self.log.info(
+                    "Worker %s: %s: %s (%s)", self.name, green(queue.name), description, job.id
+                )
+            else:
+                self.log.info("Worker %s: %s: %s", self.name, green(queue.name), job.id)
+
+    def _write_outcome(self, steps: JobSteps, outcome: Outcome | None) -> None:
+        """Write a job's outcome, waiting for Redis as long as it takes: lost, the job
+        would later be called abandoned though it ran. A cold stop (a second Ctrl-C)
+        still ends the wait."""
+        while outcome is not None:
+            try:
+                self._step(steps, outcome, None)
+                return
+            except UNREACHABLE as error:
+                self.log.warning(
+                    "Job %s ended, Redis unreachable (%s): retrying", outcome.job.id, error
+                )
+                time.sleep(1)
+
+    def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
+        """Block on the queues for a while, as RQ's worker does, then take what came."""
+        queues = rq_compat.ordered_queues(self)
+        found = wait_for_job_id(queues, self.WAIT_SECONDS, self.connection)
+        if found is None:
+            return None, queues[0]
+        queue, job_id = found
+        _, claimed = self._step(steps, None, queue, job_id)
+        if claimed is not None:
+            self._taken(claimed, queue)
+        return claimed, queue

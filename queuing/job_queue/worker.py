@@ -1,0 +1,316 @@
+"""JobWorker: the worker of this project's processors and apps, RQ's SimpleWorker with
+RQ's loop rewritten around one step a job (taking.py) and a job run as RQ runs it
+(running.py)."""
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
+from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.suspension import is_suspended
+from rq.utils import now
+from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
+
+from queuing import rq_compat
+from queuing.job_queue.events import EVENTS_KEPT, ON_FAILURE, ON_SUCCESS, callback_names, events_key
+from queuing.job_queue.running import Heartbeat, RunsJobs
+from queuing.job_queue.step import JobSteps, Outcome, StepSettings
+from queuing.job_queue.taking import TakesJobs
+from queuing.redis_connection import UNREACHABLE
+
+
+class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
+    """The workers of this project's processors.
+
+    RQ's SimpleWorker (no fork per job), whose loop writes each job's bookkeeping in
+    one round trip (step.py: finish a job and take the next in one script)
+    instead of RQ's twenty; what RQ stores is the same, so RQ's tools see no
+    difference, and a job outside that path runs through RQ's own code. `work()` takes
+    RQ's arguments and keeps RQ's rules (max_jobs, max_idle_time, the scheduler, the
+    dequeue strategies, the logging); RQ's own worker tests check it
+    (conformance/rq_suite.py). A thread renews the heartbeat of a job that runs long, so
+    a live worker's job is never called abandoned and a dead worker's soon is.
+    """
+
+    # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
+    HEARTBEAT_MARGIN_SECONDS = 10
+    # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
+    WAIT_SECONDS = 1
+    # RQ's: a worker that loses Redis between jobs waits for it in place, trying again
+    # after 1 s, 2 s, 4 s... up to a minute. _WorkerLoop's workers leave work() instead
+    # (False), and it starts a new worker once Redis is back, registered afresh: a Redis
+    # restarted without its data has lost the old one's registration.
+    waits_for_redis_in_place = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
+        super().__init__(*args, **kwargs)
+        self.stop_requested = False
+        self._last_housekeeping = 0.0
+        # The job being run and its execution's id ('' for one RQ's own code runs), for
+        # the heartbeat thread; None between jobs.
+        self._in_hand: tuple[Job, str] | None = None
+        self._signals_to_restore: dict[int, Any] = {}
+        self._stop_date_unsaved = False
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a job's execution counts as alive without news: RQ's SimpleWorker's
+        for a job without a timeout (-1), else its timeout plus a margin for the
+        bookkeeping (RQ's SimpleWorker adds 60). The heartbeat thread renews it while
+        the job runs."""
+        if job.timeout == -1:
+            return DEFAULT_WORKER_TTL
+        return int(job.timeout or self.queue_class.DEFAULT_TIMEOUT) + self.HEARTBEAT_MARGIN_SECONDS
+
+    def request_stop(self, signum: int = 0, frame: Any = None) -> None:
+        """Stop once the job in hand, if any, has ended (checked between jobs, and at
+        least once a second while waiting for one). A flag, never an exception: raised
+        inside redis-py, one could pass for a lost connection.
+
+        On a signal (RQ's handlers, which work() installs where the process has none of
+        its own), what RQ's request_stop does besides: the date is kept, and another
+        signal more than a second later stops at once (RQ's request_force_stop)."""
+        self.stop_requested = True
+        busy = self._in_hand is not None
+        if busy:  # RQ's flag, which RQ sets only then (_shutdown)
+            rq_compat.mark_stop_requested(self)
+        if signum:
+            rq_compat.set_shutdown_requested(self, now())
+            self._stop_date_unsaved = busy  # RQ saves it when busy
+            signal.signal(signal.SIGINT, self.request_force_stop)
+            signal.signal(signal.SIGTERM, self.request_force_stop)
+            self.handle_warm_shutdown_request()
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """Work the queues until stopped (or, in burst mode, until they are empty), as
+        RQ's BaseWorker.work with the same arguments; True if it ran any job."""
+        self.bootstrap(logging_level, date_format, log_format)
+        rq_compat.set_dequeue_strategy(self, dequeue_strategy)
+        if with_scheduler:
+            rq_compat.start_scheduler(self, burst, logging_level, date_format, log_format)
+        self._install_signal_handlers_unless_owned()
+        steps = JobSteps(self.connection, self.name, self.key, self.step_settings())
+        heartbeat = Heartbeat(self)
+        outcome: Outcome | None = None
+        completed = 0
+        idle_since = time.monotonic()
+        waiting = True  # between jobs, where RQ's worker waits for a lost Redis in place
+        reconnect_wait = 1.0
+        try:
+            while True:
+                try:
+                    if self._housekeeping_due():
+                        # Written first: housekeeping may wait a long while (`rq suspend`).
+                        self._write_outcome(steps, outcome)
+                        outcome = None
+                        self._keep_house(burst)
+                    if self.stop_requested:
+                        self.log.info("Worker %s: stopping on request", self.name)
+                        break
+                    claimed, queue = self._take(steps, outcome)
+                    outcome = None
+                    if claimed is None and not burst:
+                        claimed, queue = self._wait_for_job(steps)
+                    if claimed is None:
+                        if burst:
+                            self.log.info("Worker %s: done, quitting", self.name)
+                            break
+                        idle = time.monotonic() - idle_since
+                        if max_idle_time is not None and idle >= max_idle_time:
+                            self.log.info(
+                                "Worker %s: idle for %d seconds, quitting", self.name, max_idle_time
+                            )
+                            break
+                        continue
+                    reconnect_wait = 1.0
+                    waiting = False
+                    outcome = self._run(claimed, queue)
+                    waiting = True
+                    completed += 1
+                    idle_since = time.monotonic()
+                    if max_jobs is not None and completed >= max_jobs:
+                        self.log.info(
+                            "Worker %s: finished executing %d jobs, quitting", self.name, completed
+                        )
+                        break
+                # RQ's loop's rules, and its dequeue's for a Redis lost between jobs.
+                except UNREACHABLE as error:
+                    if not self.waits_for_redis_in_place:
+                        raise  # for the caller to start anew (_WorkerLoop)
+                    if waiting and not self.stop_requested:
+                        self.log.error(
+                            "Worker %s: could not connect to Redis instance: %s retrying in %d "
+                            "seconds...",
+                            self.name,
+                            error,
+                            reconnect_wait,
+                        )
+                        sleep_unless(lambda: self.stop_requested, reconnect_wait)
+                        reconnect_wait = min(
+                            reconnect_wait * self.exponential_backoff_factor,
+                            self.max_connection_wait_time,
+                        )
+                        continue
+                    if isinstance(error, redis.exceptions.TimeoutError):
+                        self.log.error(
+                            "Worker %s: Redis connection timeout, quitting...", self.name
+                        )
+                    else:
+                        self.log.error(
+                            "Worker %s: found an unhandled exception, quitting...",
+                            self.name,
+                            exc_info=True,
+                        )
+                    break
+                except StopRequested:  # `rq suspend` in burst mode
+                    break
+                except SystemExit:  # a cold stop
+                    raise
+                except BaseException:
+                    self.log.error(
+                        "Worker %s: found an unhandled exception, quitting...",
+                        self.name,
+                        exc_info=True,
+                    )
+                    break
+        finally:
+            try:
+                self._write_outcome(steps, outcome)
+            finally:
+                heartbeat.stop()
+                steps.close()
+                try:
+                    if self._stop_date_unsaved:
+                        self.set_shutdown_requested_date()
+                    self.teardown()
+                finally:
+                    self._restore_signal_handlers()
+        return bool(completed)
+
+    def _install_signal_handlers_unless_owned(self) -> None:
+        """RQ's work() installs its handlers (SIGINT, SIGTERM: stop after the job in
+        hand); so does this, unless the process has handlers of its own (a processor's
+        worker process installs its own, _run_worker_process) or this is not the main
+        thread (an app's WorkerThread: only the main thread may). They are put back as
+        they were when work() returns."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        unset = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
+        current = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        # An RQ worker that ran before in this process left its handlers: not the process's.
+        if any(
+            handler not in unset and not isinstance(getattr(handler, "__self__", None), BaseWorker)
+            for handler in current.values()
+        ):
+            return
+        self._signals_to_restore = current
+        rq_compat.install_signal_handlers(self)
+
+    def _restore_signal_handlers(self) -> None:
+        for number, handler in self._signals_to_restore.items():
+            signal.signal(number, handler)
+        self._signals_to_restore = {}
+
+    def step_settings(self) -> StepSettings:
+        """What the steps of its jobs need to know of this module and this worker."""
+        return StepSettings(
+            default_timeout=self.queue_class.DEFAULT_TIMEOUT,
+            heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
+            no_timeout_ttl=DEFAULT_WORKER_TTL,
+            one_queue=len(self.queues) == 1,
+            fast_path=self._may_take_fast_path(),
+            events_kept=EVENTS_KEPT,
+            events_key=events_key,
+            success_callbacks=callback_names(ON_SUCCESS),
+            failure_callbacks=callback_names(ON_FAILURE),
+            job_class=self.job_class,
+        )
+
+    def _may_take_fast_path(self) -> bool:
+        """Whether RQ's per-job hooks are JobWorker's own. The step does their work for
+        the jobs it covers: a subclass or a test that changes one of them (on the class
+        or the worker) expects RQ's code to run them, so then every job goes through it."""
+        return all(
+            name not in vars(self) and getattr(type(self), name) is _OWN_HOOKS[name]
+            for name in _RQ_HOOKS
+        )
+
+    def _housekeeping_due(self) -> bool:
+        return time.monotonic() - self._last_housekeeping >= 1
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's wait while `rq suspend` holds the workers, which a stop request also
+        ends: RQ's signal handler raises StopRequested out of it when the worker is
+        idle; a JobWorker's request_stop only sets a flag."""
+        before_state = None
+        notified = False
+        while not self._stop_seen() and is_suspended(self.connection, self):
+            if burst:
+                self.log.info("Worker %s: suspended in burst mode, exiting", self.name)
+                self.log.info(
+                    "Worker %s: note: there could still be unfinished jobs on the queue",
+                    self.name,
+                )
+                raise StopRequested
+            if not notified:
+                self.log.info("Worker %s: suspended, run `rq resume` to resume", self.name)
+                before_state = self.get_state()
+                self.set_state(WorkerStatus.SUSPENDED)
+                notified = True
+            time.sleep(1)
+        if before_state:
+            self.set_state(before_state)
+
+    def _stop_seen(self) -> bool:
+        return self.stop_requested or rq_compat.stop_requested(self)
+
+    def _keep_house(self, burst: bool) -> None:
+        """About once a second: RQ's heartbeat, `rq suspend`, and its maintenance."""
+        self._last_housekeeping = time.monotonic()
+        self.heartbeat()
+        self.check_for_suspension(burst)
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+
+
+# RQ's methods that run a job and write its bookkeeping, which the step does instead for
+# a job it covers (rq/worker/base.py, worker_classes.py).
+_RQ_HOOKS = (
+    "execute_job",
+    "prepare_execution",
+    "perform_job",
+    "prepare_job_execution",
+    "handle_execution_ended",
+    "handle_job_success",
+    "handle_job_failure",
+    "cleanup_execution",
+    "increment_successful_job_count",
+    "increment_failed_job_count",
+    "increment_total_working_time",
+    "get_heartbeat_ttl",
+)
+_OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
+
+
+def sleep_unless(stop_requested: Callable[[], bool], seconds: float) -> None:
+    """Sleep, in short naps that a stop request ends (time.sleep takes no lock: a
+    signal handler may set the request meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while not stop_requested() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
