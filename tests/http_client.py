@@ -9,7 +9,8 @@ from pathlib import Path
 
 from harness.net import accepts_connections, free_port
 from harness.redis_server import PROJECT
-from tests.scripts import Script, wait_until
+from harness.waiting import wait_until
+from tests.scripts import Script
 
 SERVE = PROJECT / "serve.sh"
 

@@ -14,8 +14,8 @@ import pytest
 import redis
 from rq.registry import FinishedJobRegistry
 
+from harness.waiting import wait_until
 from tests.http_client import request, start_app, start_served, worker_pids
-from tests.scripts import wait_until
 from tests.seat_helpers import (
     BLOCKED,
     IN_PROCESS,

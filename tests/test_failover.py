@@ -21,9 +21,10 @@ import dashboard
 from harness.paced_clients import PacedClients
 from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
+from harness.waiting import wait_until
 from queuing.redis_connection import create_client
 from tests.http_client import request, start_served
-from tests.scripts import run_script, script_env, wait_until
+from tests.scripts import run_script, script_env
 from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end
 
 pytestmark = pytest.mark.slow  # five servers, apps, a failover

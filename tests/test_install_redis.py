@@ -19,8 +19,8 @@ import redis
 
 from harness.net import free_port
 from harness.redis_server import PROJECT
+from harness.waiting import wait_until
 from tests.redis_ports import answers, client
-from tests.scripts import wait_until
 
 # It builds, starts and kills servers with the script; a build may take minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -12,6 +12,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.suspension import resume, suspend
 from rq.timeouts import TimerDeathPenalty
 
+from harness.waiting import wait_until
 from queuing.job_queue import (
     JobWorker,
     QueueListener,
@@ -23,7 +24,6 @@ from queuing.job_queue import (
 )
 from queuing.rq_bookkeeping import JobSteps
 from tests import controlled_jobs
-from tests.scripts import wait_until
 
 HELD_JOB = "tests.controlled_jobs.waits_for_the_test"
 QUICK_JOB = "tests.controlled_jobs.returns_at_once"

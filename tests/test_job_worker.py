@@ -22,12 +22,13 @@ from rq.results import Result
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
+from harness.waiting import wait_until
 from queuing import rq_compat
 from queuing.job_queue import JobWorker, _ThreadJobWorker
 from queuing.rq_bookkeeping import renew_heartbeat
 from tests.held_jobs import let_end
 from tests.rq_cli import RQ
-from tests.scripts import PROJECT, Script, script_env, wait_until
+from tests.scripts import PROJECT, Script, script_env
 
 RETURNS = "tests.worker_jobs.returns"
 FAILS = "tests.worker_jobs.fails"

@@ -12,12 +12,13 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from harness.net import free_port
+from harness.waiting import wait_until
 from queuing.job_queue import JobWorker
 from queuing.rq_bookkeeping import JobSteps
 from tests.flask_client import assert_json
 from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli
-from tests.scripts import run_script, wait_until
+from tests.scripts import run_script
 from tests.seat_helpers import (
     BLOCKED,
     IN_PROCESS,
