@@ -238,7 +238,7 @@ def test_the_packaged_binary_as_last_resort_says_so(project_copy):
 def test_without_a_redis_server_the_tests_fail_and_say_how_to_get_one():
     missing = {**os.environ, "REDIS_SERVER": "/no/such/redis-server"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_redis_scripts.py::test_0_connects"],
+        [sys.executable, "-m", "pytest", "tests/test_course_redis_scripts.py::test_0_connects"],
         cwd=PROJECT,
         env=missing,
         capture_output=True,
