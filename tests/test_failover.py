@@ -25,15 +25,16 @@ from harness.waiting import wait_until
 from queuing.redis_connection import create_client
 from tests.http_client import request, start_served
 from tests.scripts import run_script, script_env
-from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end
+from tests.seat_reservations import (
+    ANSWERS,
+    FAILED,
+    IN_PROCESS,
+    assert_each_job_ended_once,
+    wait_for_every_end,
+)
 
 pytestmark = pytest.mark.slow  # five servers, apps, a failover
 
-SEAT_ANSWERS = {
-    (200, b'{"status":"Reservation in process"}'),
-    (409, b'{"status":"Reservation are blocked"}'),
-    (503, b'{"status":"Reservation failed"}'),
-}
 STOCK = 10  # product 2's initial quantity
 CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":2}')
 STOCK_ANSWERS = {
@@ -136,9 +137,9 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
     stock_buyers.stop()
     seat_answers, stock_answers = seat_buyers.answered_since(0), stock_buyers.answered_since(0)
 
-    assert set(seat_answers) <= SEAT_ANSWERS
+    assert set(seat_answers) <= ANSWERS
     assert set(stock_answers) <= STOCK_ANSWERS
-    assert (503, b'{"status":"Reservation failed"}') in seat_answers  # the switch was hit
+    assert (503, FAILED) in seat_answers  # the switch was hit
     with replicated.primary().client() as connection:
         # Nothing confirmed is lost, nothing is oversold, and a 503 took nothing: but
         # the one request whose answer the kill may have cut between write and WAIT.
@@ -147,7 +148,7 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
         assert confirmed <= STOCK - stock_left(connection) <= confirmed + 1
         assert stock_left(connection) >= 0
     with redis.Redis.from_url(replicated.primary().url) as connection:
-        in_process = seat_answers.count((200, b'{"status":"Reservation in process"}'))
+        in_process = seat_answers.count((200, IN_PROCESS))
         assert int(connection.get("job_queue:ids")) >= in_process
         assert_each_job_ended_once(connection, wait_for_every_end([seats], connection))
     seats.terminate()

@@ -19,7 +19,7 @@ from tests.flask_client import assert_json
 from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli
 from tests.scripts import run_script
-from tests.seat_helpers import (
+from tests.seat_reservations import (
     BLOCKED,
     IN_PROCESS,
     PROCESSING,
