@@ -13,7 +13,6 @@ import pytest
 import redis
 
 from harness.waiting import wait_until
-from tests.http_client import request, start_app, start_served, worker_pids
 from tests.seat_reservations import (
     ANSWERS,
     FAILED,
@@ -24,6 +23,7 @@ from tests.seat_reservations import (
     pids_working_the_queue,
     wait_for_every_end,
 )
+from tests.served_apps import request, start_app, start_served, worker_pids
 
 pytestmark = pytest.mark.slow  # crashes, done for real
 

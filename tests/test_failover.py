@@ -23,7 +23,6 @@ from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
 from harness.waiting import wait_until
 from queuing.redis_connection import create_client
-from tests.http_client import request, start_served
 from tests.scripts import run_script, script_env
 from tests.seat_reservations import (
     ANSWERS,
@@ -32,6 +31,7 @@ from tests.seat_reservations import (
     assert_each_job_ended_once,
     wait_for_every_end,
 )
+from tests.served_apps import request, start_served
 
 pytestmark = pytest.mark.slow  # five servers, apps, a failover
 

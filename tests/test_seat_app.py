@@ -16,7 +16,6 @@ from harness.waiting import wait_until
 from queuing.job_queue import JobWorker
 from queuing.rq_bookkeeping import JobSteps
 from tests.flask_client import assert_json
-from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli
 from tests.scripts import run_script
 from tests.seat_reservations import (
@@ -28,6 +27,7 @@ from tests.seat_reservations import (
     pids_working_the_queue,
     seats,
 )
+from tests.served_apps import get, request, start_app, start_served, start_with_server, worker_pids
 
 seat_app = importlib.import_module("100_seat")
 

@@ -1,4 +1,6 @@
-"""HTTP on loopback for the app tests: the exact bytes an app answers."""
+"""The apps as a user runs them (`python <name>`, ./serve.sh, gunicorn), on 127.0.0.1 and
+a free port: started, asked over HTTP for the exact bytes they answer, and their worker
+processes."""
 
 import contextlib
 import http.client
