@@ -6,13 +6,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
 
 from harness.net import free_port
+from harness.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 REDIS_CONF = PROJECT / "redis.conf"
@@ -94,23 +94,21 @@ class RedisServer:
             command += ["--appendonly", "no"]
         command += self.args
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on {self.port}: {log.read_text()}")
-            time.sleep(0.02)
+        if not answers_within(self.process, self._answers, timeout):
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on {self.port}: {log.read_text()}")
         if first_start:
-            self._turn_on_append_only_file(deadline)
+            self._turn_on_append_only_file(timeout)
         return self
 
-    def _turn_on_append_only_file(self, deadline: float) -> None:
+    def _turn_on_append_only_file(self, timeout: float) -> None:
         with self.client() as client:
             client.config_set("appendonly", "yes")
-            while not self._append_only_file_written(client):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on {self.port} wrote no append-only file")
-                time.sleep(0.02)
+            wait_until(
+                lambda: self._append_only_file_written(client),
+                timeout,
+                f"redis-server on {self.port} to write its append-only file",
+            )
 
     def _append_only_file_written(self, client: redis.Redis) -> bool:
         info = client.info("persistence")
@@ -145,6 +143,15 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def answers_within(process: subprocess.Popen, answers: Callable[[], bool], timeout: float) -> bool:
+    """Whether the server `process` started `answers()` within `timeout` seconds; False
+    at once if it ends."""
+    # Not in time is no AssertionError here: the caller says why, with the server's log.
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: answers() or process.poll() is not None, timeout)
+    return process.poll() is None and answers()
 
 
 def answers_as(client: redis.Redis, port: int, pid: int) -> bool:

@@ -11,14 +11,20 @@ ended by its PID.
 
 import contextlib
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
 from harness.net import free_port
-from harness.redis_server import PROJECT, REDIS_CONF, RedisServer, answers_as, stop_process
+from harness.redis_server import (
+    PROJECT,
+    REDIS_CONF,
+    RedisServer,
+    answers_as,
+    answers_within,
+    stop_process,
+)
+from harness.waiting import wait_until
 
 # What the set's servers add to redis.conf: no writes without a replica.
 REPLICATED_CONF = PROJECT / "redis-replicated.conf"
@@ -32,14 +38,6 @@ DOWN_AFTER_MS = 1000
 # A failover here takes well under a second; a failed one is tried again after twice this.
 FAILOVER_TIMEOUT_MS = 5000
 POLL = 0.05  # seconds between two looks at the servers while waiting on a condition
-
-
-def _wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not within {timeout} s: {what}")
-        time.sleep(POLL)
 
 
 class SentinelServer:
@@ -78,13 +76,10 @@ class SentinelServer:
             )
         command = [self.binary, str(self.config), "--sentinel"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = self.directory / "sentinel.log"
-                self.stop()
-                raise RuntimeError(f"the sentinel did not start on {self.port}: {log.read_text()}")
-            time.sleep(POLL)
+        if not answers_within(self.process, self._answers, timeout):
+            log = self.directory / "sentinel.log"
+            self.stop()
+            raise RuntimeError(f"the sentinel did not start on {self.port}: {log.read_text()}")
         return self
 
     def _answers(self) -> bool:
@@ -208,7 +203,7 @@ class ReplicatedRedis:
             port = self._named_primary()
             return port not in (None, old_port) and role(self._server_on(port)) == "master"
 
-        _wait_until(failed_over, timeout, f"a failover away from 127.0.0.1:{old_port}")
+        wait_until(failed_over, timeout, f"a failover away from 127.0.0.1:{old_port}", POLL)
         return self.primary()
 
     def restart(self, server: RedisServer, timeout: float = 30) -> RedisServer:
@@ -216,7 +211,9 @@ class ReplicatedRedis:
         a replica of the primary they name (an old primary rejoins as a replica, never as
         a second primary), or the primary if they still name it. Returns once settled."""
         server.stop()
-        _wait_until(lambda: self._named_primary() is not None, timeout, "the sentinels to agree")
+        wait_until(
+            lambda: self._named_primary() is not None, timeout, "the sentinels to agree", POLL
+        )
         primary_port = self._named_primary()
         assert primary_port is not None
         self._start_server(server, primary_port)
@@ -239,7 +236,7 @@ class ReplicatedRedis:
 
     def wait_settled(self, timeout: float = 30) -> None:
         # The sentinels meet through hello messages every 2 s: a few seconds at most.
-        _wait_until(self.settled, timeout, "the replica in sync and the sentinels agreeing")
+        wait_until(self.settled, timeout, "the replica in sync and the sentinels agreeing", POLL)
 
     def stop(self) -> None:
         """Every process, by PID, the sentinels first (so that none fails the primary

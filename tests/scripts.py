@@ -9,8 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.waiting import wait_until  # noqa: F401  (the tests import it from here)
-
 PROJECT = Path(__file__).resolve().parent.parent
 
 

@@ -3,7 +3,6 @@ worker of `./serve.sh 100_seat` killed with SIGKILL mid-job. Whatever happens, e
 job queued ends exactly once (one seat taken and `completed`, or none and `failed`),
 seats taken == jobs completed == 50 - seats left, and the seats never go below 0."""
 
-import contextlib
 import http.client
 import os
 import signal
@@ -12,30 +11,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from rq.registry import FinishedJobRegistry
 
-from tests.http_client import request, start_app, start_served, worker_pids
-from tests.scripts import wait_until
-from tests.seat_helpers import (
-    BLOCKED,
+from harness.waiting import wait_until
+from tests.seat_reservations import (
+    ANSWERS,
+    FAILED,
     IN_PROCESS,
     PROCESSING,
     SeatWatcher,
-    is_end,
+    assert_each_job_ended_once,
     pids_working_the_queue,
+    wait_for_every_end,
 )
+from tests.served_apps import request, start_app, start_served, worker_pids
 
 pytestmark = pytest.mark.slow  # crashes, done for real
-
-EVENTS = "job_queue:events:reserve_seat"
-# How a seat job ends: with its seat, without, or canceled when no replica confirmed it
-# in time (a Sentinel set on a busy machine: its request was answered 503).
-ENDED = {b"finished", b"failed", b"canceled"}
-ANSWERS = {
-    (200, IN_PROCESS),
-    (409, BLOCKED),
-    (503, b'{"status":"Reservation failed"}'),
-}
 
 
 class Buyers:
@@ -65,75 +55,6 @@ class Buyers:
         return self.answers
 
 
-def assert_each_job_ended_once(
-    connection: redis.Redis, end_lines: list[str], lines_lost: int = 0
-) -> None:
-    """Every job ever queued ended exactly once, in Redis and in the lines the apps
-    printed, and the seats add up. `lines_lost`: how many end lines a process killed
-    between taking an end and printing it may have taken with it (see QueueListener)."""
-    queued = int(connection.get("job_queue:ids") or 0)
-    jobs = [str(n) for n in range(1, queued + 1)]
-    statuses = {job: connection.hget(f"rq:job:{job}", "status") for job in jobs}
-    assert set(statuses.values()) <= ENDED, statuses
-    completed = {job for job, status in statuses.items() if status == b"finished"}
-    printed = {}
-    for line in end_lines:
-        job_id = line.split()[3]
-        assert job_id not in printed, f"job {job_id} ended twice: {printed[job_id]!r}, {line!r}"
-        assert (job_id in completed) == line.endswith(" completed"), line
-        printed[job_id] = line
-    assert set(printed) <= set(jobs)
-    assert len(jobs) - len(printed) <= lines_lost, f"no end line for {set(jobs) - set(printed)}"
-    left = int(connection.get("available_seats"))
-    claims = {claim.decode() for claim in connection.smembers("reserved_seats")}
-    assert left >= 0
-    assert claims == completed
-    assert len(completed) == 50 - left
-    finished = FinishedJobRegistry("reserve_seat", connection=connection).get_job_ids()
-    assert set(finished) == completed
-
-
-def wait_for_every_end(
-    apps, connection: redis.Redis, timeout: float = 90, lines_lost: int = 0
-) -> list[str]:
-    """The apps' end lines, once every job queued has ended in Redis, every end has
-    been taken by a listener, and every end taken is printed (but for `lines_lost`)."""
-    lines = []
-
-    def all_taken() -> bool:
-        lines.extend(line for app in apps for line in app.lines_so_far() if is_end(line))
-        queued = int(connection.get("job_queue:ids") or 0)
-        group = next(g for g in connection.xinfo_groups(EVENTS) if g["name"] == b"100_seat")
-        statuses = [connection.hget(f"rq:job:{n}", "status") for n in range(1, queued + 1)]
-        ended = all(status in ENDED for status in statuses)
-        return ended and group["pending"] == 0 and group["lag"] == 0
-
-    def all_printed(allowed_missing: int) -> bool:
-        lines.extend(line for app in apps for line in app.lines_so_far() if is_end(line))
-        return len(lines) >= int(connection.get("job_queue:ids")) - allowed_missing
-
-    try:
-        wait_until(all_taken, timeout, what="every job ended, every end taken")
-        wait_until(lambda: all_printed(lines_lost), what="an end line for every end taken")
-        if lines_lost:  # what may still come, from a live process
-            with contextlib.suppress(AssertionError):
-                wait_until(lambda: all_printed(0), 5)
-    except AssertionError as error:
-        raise AssertionError(f"{error}; {missing_ends(connection, lines)}") from None
-    return lines
-
-
-def missing_ends(connection: redis.Redis, lines: list[str]) -> str:
-    """What Redis says of the jobs with no end line: their status, and the listeners'
-    events not yet taken (a failing test's evidence)."""
-    printed = {line.split()[3] for line in lines}
-    queued = int(connection.get("job_queue:ids") or 0)
-    missing = [str(n) for n in range(1, queued + 1) if str(n) not in printed]
-    statuses = {job: connection.hget(f"rq:job:{job}", "status") for job in missing}
-    groups = connection.xinfo_groups(EVENTS)
-    return f"no end line for {statuses} (job: status); the listeners' group: {groups}"
-
-
 def test_redis_killed_under_load_loses_no_reservation(make_redis_server, start_script):
     server = make_redis_server().start()
     app, port = start_app(start_script, "100_seat.py", server.url)
@@ -143,7 +64,7 @@ def test_redis_killed_under_load_loses_no_reservation(make_redis_server, start_s
     wait_until(lambda: len(buyers.answers) >= 30, what="30 answers")
 
     server.kill()
-    wait_until(lambda: (503, b'{"status":"Reservation failed"}') in buyers.answers[30:])
+    wait_until(lambda: (503, FAILED) in buyers.answers[30:])
     server.start()
     answers = buyers.wait()
 

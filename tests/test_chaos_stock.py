@@ -29,8 +29,9 @@ from pathlib import Path
 import pytest
 
 from harness.redis_server import RedisServer
-from tests.http_client import get, request, start_app, start_served, worker_pids
-from tests.scripts import Script, wait_until
+from harness.waiting import wait_until
+from tests.scripts import Script
+from tests.served_apps import get, request, start_app, start_served, worker_pids
 
 STOCK = 10  # product 2's initial quantity
 CONFIRMED = b'{"status":"Reservation confirmed","itemId":2}'

@@ -17,8 +17,8 @@ from rq.job import Job
 from harness.net import free_port
 from harness.redis_server import PROJECT
 from queuing.job_queue import JobCreator, JobWorker
-from tests.http_client import get, request, start_app, wait_for
 from tests.scripts import run_script
+from tests.served_apps import get, request, start_app, wait_for
 
 USER, PASSWORD = "ops", "s3cret-enough"
 CREDENTIALS = {"RQ_DASHBOARD_USERNAME": USER, "RQ_DASHBOARD_PASSWORD": PASSWORD}

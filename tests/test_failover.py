@@ -21,18 +21,20 @@ import dashboard
 from harness.paced_clients import PacedClients
 from harness.redis_server import PROJECT, find_redis_server
 from harness.sentinel import ReplicatedRedis, role
+from harness.waiting import wait_until
 from queuing.redis_connection import create_client
-from tests.http_client import request, start_served
-from tests.scripts import run_script, script_env, wait_until
-from tests.test_chaos_seats import assert_each_job_ended_once, wait_for_every_end
+from tests.scripts import run_script, script_env
+from tests.seat_reservations import (
+    ANSWERS,
+    FAILED,
+    IN_PROCESS,
+    assert_each_job_ended_once,
+    wait_for_every_end,
+)
+from tests.served_apps import request, start_served
 
 pytestmark = pytest.mark.slow  # five servers, apps, a failover
 
-SEAT_ANSWERS = {
-    (200, b'{"status":"Reservation in process"}'),
-    (409, b'{"status":"Reservation are blocked"}'),
-    (503, b'{"status":"Reservation failed"}'),
-}
 STOCK = 10  # product 2's initial quantity
 CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":2}')
 STOCK_ANSWERS = {
@@ -91,7 +93,7 @@ def test_the_course_scripts_run_on_a_sentinel_url(replicated):
 
 
 def test_a_connection_held_across_a_failover_goes_to_the_new_primary(replicated, monkeypatch):
-    """A worker holds its own connection for its whole life (rq_bookkeeping.JobSteps)."""
+    """A worker holds its own connection for its whole life (queuing.job_queue.step.JobSteps)."""
     monkeypatch.setenv("REDIS_URL", replicated.url)
     client = create_client()
     held = client.connection_pool.get_connection()
@@ -135,9 +137,9 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
     stock_buyers.stop()
     seat_answers, stock_answers = seat_buyers.answered_since(0), stock_buyers.answered_since(0)
 
-    assert set(seat_answers) <= SEAT_ANSWERS
+    assert set(seat_answers) <= ANSWERS
     assert set(stock_answers) <= STOCK_ANSWERS
-    assert (503, b'{"status":"Reservation failed"}') in seat_answers  # the switch was hit
+    assert (503, FAILED) in seat_answers  # the switch was hit
     with replicated.primary().client() as connection:
         # Nothing confirmed is lost, nothing is oversold, and a 503 took nothing: but
         # the one request whose answer the kill may have cut between write and WAIT.
@@ -146,7 +148,7 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
         assert confirmed <= STOCK - stock_left(connection) <= confirmed + 1
         assert stock_left(connection) >= 0
     with redis.Redis.from_url(replicated.primary().url) as connection:
-        in_process = seat_answers.count((200, b'{"status":"Reservation in process"}'))
+        in_process = seat_answers.count((200, IN_PROCESS))
         assert int(connection.get("job_queue:ids")) >= in_process
         assert_each_job_ended_once(connection, wait_for_every_end([seats], connection))
     seats.terminate()

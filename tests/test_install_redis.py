@@ -19,8 +19,8 @@ import redis
 
 from harness.net import free_port
 from harness.redis_server import PROJECT
+from harness.waiting import wait_until
 from tests.redis_ports import answers, client
-from tests.scripts import wait_until
 
 # It builds, starts and kills servers with the script; a build may take minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -239,7 +239,7 @@ def test_the_packaged_binary_as_last_resort_says_so(project_copy):
 def test_without_a_redis_server_the_tests_fail_and_say_how_to_get_one():
     missing = {**os.environ, "REDIS_SERVER": "/no/such/redis-server"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_redis_scripts.py::test_0_connects"],
+        [sys.executable, "-m", "pytest", "tests/test_course_redis_scripts.py::test_0_connects"],
         cwd=PROJECT,
         env=missing,
         capture_output=True,

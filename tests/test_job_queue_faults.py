@@ -12,6 +12,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.suspension import resume, suspend
 from rq.timeouts import TimerDeathPenalty
 
+from harness.waiting import wait_until
 from queuing.job_queue import (
     JobWorker,
     QueueListener,
@@ -22,11 +23,10 @@ from queuing.job_queue import (
 )
 from queuing.job_queue.processes import _ThreadJobWorker
 from queuing.job_queue.step import JobSteps
-from tests import controlled_jobs
-from tests.scripts import wait_until
+from tests import held_jobs
 
-HELD_JOB = "tests.controlled_jobs.waits_for_the_test"
-QUICK_JOB = "tests.controlled_jobs.returns_at_once"
+HELD_JOB = "tests.held_jobs.waits_for_the_test"
+QUICK_JOB = "tests.worker_jobs.returns"
 QUEUE = "faults"
 
 
@@ -37,10 +37,11 @@ def connection(redis_url):
 
 
 @pytest.fixture
-def held_jobs():
-    controlled_jobs.reset()
-    yield controlled_jobs
-    controlled_jobs.may_end.set()  # never leave a job waiting
+def held():
+    """held_jobs, ready for a job held in this process."""
+    held_jobs.reset()
+    yield held_jobs
+    held_jobs.may_end.set()  # never leave a job waiting
 
 
 def ends(connection: redis.Redis, queue_name: str = QUEUE) -> list[tuple[str, str]]:
@@ -63,7 +64,7 @@ def test_report_progress_refuses_a_total_of_zero():
 
 
 def test_a_finished_job_is_written_finished_while_workers_are_suspended(
-    connection, held_jobs, monkeypatch
+    connection, held, monkeypatch
 ):
     # Housekeeping (where a suspension holds the worker) comes after every job.
     monkeypatch.setattr(JobWorker, "_housekeeping_due", lambda self: True)
@@ -71,9 +72,9 @@ def test_a_finished_job_is_written_finished_while_workers_are_suspended(
     job = create_job(queue, HELD_JOB, {})
     worker = WorkerThread([QUEUE], connection)
     try:
-        assert held_jobs.running.wait(10)
+        assert held.running.wait(10)
         suspend(connection)  # `rq suspend`
-        held_jobs.may_end.set()
+        held.may_end.set()
         wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED)
         assert ends(connection) == [(job.id, "completed")]
     finally:
@@ -81,15 +82,15 @@ def test_a_finished_job_is_written_finished_while_workers_are_suspended(
         worker.stop()
 
 
-def test_an_outcome_is_written_once_redis_is_back(make_redis_server, held_jobs):
+def test_an_outcome_is_written_once_redis_is_back(make_redis_server, held):
     server = make_redis_server(persist=True).start()
     with redis.Redis.from_url(server.url) as connection:
         job = create_job(Queue(QUEUE, connection=connection), HELD_JOB, {})
         worker = WorkerThread([QUEUE], connection)
         try:
-            assert held_jobs.running.wait(10)
+            assert held.running.wait(10)
             server.stop()  # Redis goes away while the job runs
-            held_jobs.may_end.set()
+            held.may_end.set()
             server.start()
             wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED)
             assert ends(connection) == [(job.id, "completed")]

@@ -11,10 +11,11 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from harness.net import free_port
+from harness.waiting import wait_until
 from queuing.job_queue import JobCreator
-from tests.http_client import is_alive
 from tests.rq_cli import registered_workers, rq_cli
-from tests.scripts import run_script, wait_until
+from tests.scripts import run_script
+from tests.served_apps import is_alive
 
 pytestmark = pytest.mark.slow  # every test runs the scripts as processes
 

@@ -12,13 +12,13 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from harness.net import free_port
+from harness.waiting import wait_until
 from queuing.job_queue import JobWorker
 from queuing.job_queue.step import JobSteps
 from tests.flask_client import assert_json
-from tests.http_client import get, request, start_app, start_served, start_with_server, worker_pids
 from tests.rq_cli import registered_workers, rq_cli
-from tests.scripts import run_script, wait_until
-from tests.seat_helpers import (
+from tests.scripts import run_script
+from tests.seat_reservations import (
     BLOCKED,
     IN_PROCESS,
     PROCESSING,
@@ -27,6 +27,7 @@ from tests.seat_helpers import (
     pids_working_the_queue,
     seats,
 )
+from tests.served_apps import get, request, start_app, start_served, start_with_server, worker_pids
 
 seat_app = importlib.import_module("100_seat")
 

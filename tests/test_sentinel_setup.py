@@ -23,8 +23,8 @@ import redis
 from harness.net import free_port
 from harness.redis_server import PROJECT, RedisServer
 from harness.sentinel import MASTER_NAME, SENTINEL_COUNT, ReplicatedRedis, in_sync, role
+from harness.waiting import wait_until
 from tests.redis_ports import answers, client
-from tests.scripts import wait_until
 
 pytestmark = pytest.mark.slow  # it starts, kills and restarts servers and sentinels
 

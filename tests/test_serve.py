@@ -8,7 +8,7 @@ import pytest
 
 from harness.net import free_port
 from harness.redis_server import PROJECT
-from tests.http_client import SERVE, get, start_served, worker_pids
+from tests.served_apps import SERVE, get, start_served, worker_pids
 
 pytestmark = pytest.mark.slow  # every test runs ./serve.sh
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.flask_client import assert_json
-from tests.http_client import get, request, start_app, start_with_server
+from tests.served_apps import get, request, start_app, start_with_server
 
 stock_app = importlib.import_module("9_stock")
 

@@ -1,5 +1,6 @@
-"""Jobs for tests/test_job_worker.py: the ways a job can end that RQ's worker handles
-besides returning or raising an Exception, and one that reports its own heartbeat."""
+"""Jobs for the worker tests: `returns`, the plain job the tests queue; one that
+raises; the ways a job can end that RQ's worker handles besides returning or raising an
+Exception; and one that reports its own heartbeat."""
 
 import time
 

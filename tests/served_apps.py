@@ -1,4 +1,6 @@
-"""HTTP on loopback for the app tests: the exact bytes an app answers."""
+"""The apps as a user runs them (`python <name>`, ./serve.sh, gunicorn), on 127.0.0.1 and
+a free port: started, asked over HTTP for the exact bytes they answer, and their worker
+processes."""
 
 import contextlib
 import http.client
@@ -9,7 +11,8 @@ from pathlib import Path
 
 from harness.net import accepts_connections, free_port
 from harness.redis_server import PROJECT
-from tests.scripts import Script, wait_until
+from harness.waiting import wait_until
+from tests.scripts import Script
 
 SERVE = PROJECT / "serve.sh"
 

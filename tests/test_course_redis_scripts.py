@@ -1,11 +1,11 @@
-"""Course tasks 1 to 5: each script's exact lines against a real Redis, and how each
-behaves with no server, on Ctrl-C and with a bad REDIS_URL."""
-
-import time
+"""Course tasks 0 to 5, the Redis client scripts (0_redis_client.py to 5_publisher.py):
+each script's exact lines against a real Redis, and how each behaves with no server, on
+Ctrl-C and with a bad REDIS_URL. (queuing/redis_scripts.py: test_lua_scripts.py.)"""
 
 import pytest
 
 from harness.net import free_port
+from harness.waiting import wait_until
 from tests.scripts import run_script
 
 pytestmark = pytest.mark.slow  # every test runs the scripts as processes
@@ -100,11 +100,8 @@ def subscribers(redis_client) -> int:
 def test_5_publisher_and_subscriber_together(redis_url, redis_client, start_script):
     subscriber = start_script("5_subscriber.py", redis_url)
     assert subscriber.next_line() == CONNECTED
-    for _ in range(500):  # it subscribes right after the connected line
-        if subscribers(redis_client) == 1:
-            break
-        time.sleep(0.01)
-    assert subscribers(redis_client) == 1
+    # It subscribes right after the connected line.
+    wait_until(lambda: subscribers(redis_client) == 1, what="the subscriber on the channel")
 
     publisher = run_script("5_publisher.py", redis_url)
     assert_clean_run(
