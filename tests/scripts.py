@@ -129,6 +129,14 @@ class Script:
         self._stderr_reader.join(timeout=5)
         return "".join(self.error_lines)
 
+    def assert_no_traceback(self) -> None:
+        """Fail if it printed a traceback; its whole stderr is printed first, for pytest
+        to show in full (an assertion's message would be cut)."""
+        stderr = self.stderr()
+        if "Traceback" in stderr:
+            print(f"{self.name}'s stderr:\n{stderr}")
+        assert "Traceback" not in stderr, f"{self.name} printed a traceback (stdout shows it)"
+
     def close(self) -> None:
         """Kill it and whatever it started, if still there."""
         with contextlib.suppress(ProcessLookupError):

@@ -76,7 +76,7 @@ def test_redis_killed_under_load_loses_no_reservation(make_redis_server, start_s
     assert watcher.stop() >= 0
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 def seats_left(redis_url: str) -> int:

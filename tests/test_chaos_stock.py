@@ -197,7 +197,7 @@ def test_confirmed_reservations_outlive_a_kill_of_redis(make_redis_server, start
     assert app.process.poll() is None
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 def start_two_flask_apps(start_script, redis_url: str) -> tuple[list[Script], list[int]]:
@@ -250,7 +250,7 @@ def test_two_app_processes_under_a_redis_kill_sell_each_unit_once(
     for app in apps:
         app.interrupt()
         assert app.wait() == 0
-        assert "Traceback" not in app.stderr()
+        app.assert_no_traceback()
 
 
 # ------------------------------------------------------------------ a worker killed
@@ -297,7 +297,7 @@ def test_a_killed_worker_of_serve_sh_is_respawned_and_the_service_answers(
     crowd.stop()
     app.terminate()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 def worker_numbers(app: Script) -> dict[int, int]:

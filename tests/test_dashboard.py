@@ -249,4 +249,4 @@ def test_sigterm_stops_it_cleanly(redis_url, start_script, when):
         wait_for(script, port)
     script.terminate()
     assert script.wait() == 0
-    assert "Traceback" not in script.stderr()
+    script.assert_no_traceback()

@@ -236,7 +236,7 @@ def test_processor_goes_on_after_redis_restarts(make_redis_server, start_script)
     wait_until(lambda: registered_workers(server.url, "push_notification_code_2") == 2)
     processor.interrupt()
     assert processor.wait() == 0
-    assert "Traceback" not in processor.stderr()
+    processor.assert_no_traceback()
     assert registered_workers(server.url, "push_notification_code_2") == 0
 
 
@@ -397,5 +397,5 @@ def test_a_second_ctrl_c_stops_at_once_leaving_the_job_to_be_found_abandoned(
     # stopped (none once it has: the processor is then on its way out).
     wait_until(stops_on_another_ctrl_c, timeout=15, what="stopped on a second Ctrl-C")
     assert processor.wait() == 0
-    assert "Traceback" not in processor.stderr()
+    processor.assert_no_traceback()
     assert job.get_status(refresh=True) == JobStatus.STARTED  # cut short, not finished

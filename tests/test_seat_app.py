@@ -196,7 +196,7 @@ def test_the_course_curl_session(redis_url, start_script):
 
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
     assert workers_on_the_queue(redis_url) == 0
 
 
@@ -294,7 +294,7 @@ def test_a_redis_outage_gives_503_and_the_app_serves_again(make_redis_server, st
     assert get(port, "/available_seats") == seats(48)
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 @pytest.mark.slow  # runs the script

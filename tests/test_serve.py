@@ -50,4 +50,4 @@ def test_workers_and_port_come_from_the_environment(redis_url, start_script):
     app.interrupt()  # Ctrl-C in its terminal
     assert app.wait() == 0
     assert worker_pids(app) == []
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()

@@ -115,7 +115,7 @@ def test_the_course_curl_session(redis_url, start_script):
     assert (reply.status, reply.content_type) == (409, "application/json")
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 def reserve_concurrently(ports: list[int], path: str, count: int) -> list[tuple[int, bytes]]:
@@ -162,7 +162,7 @@ def test_a_redis_outage_gives_503_and_takes_nothing(make_redis_server, start_scr
     assert get(port, "/list_products/1") == detail(1, 2)
     app.interrupt()
     assert app.wait() == 0
-    assert "Traceback" not in app.stderr()
+    app.assert_no_traceback()
 
 
 def test_a_bad_port_gets_one_line(redis_url, start_script):
