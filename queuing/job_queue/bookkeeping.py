@@ -82,8 +82,12 @@ class JobTemplate:
     to_dict cost some 80 µs a job, in a request's path). tests/test_rq_bookkeeping.py
     compares what it stores with RQ's own."""
 
-    def __init__(self, queue: Queue, func: Any, timeout: int, **options: Any) -> None:
-        """`options`: Job.create's (callbacks, result_ttl, failure_ttl...)."""
+    def __init__(
+        self, queue: Queue, func: Any, timeout: int, delayed: bool = False, **options: Any
+    ) -> None:
+        """`options`: Job.create's (callbacks, result_ttl, failure_ttl, retry, meta...);
+        `delayed`: the jobs wait in the scheduled registry, as RQ's enqueue_at stores them
+        (status `scheduled`, no `enqueued_at` until they are queued)."""
         sample = Job.create(  # as queue.create_job builds it
             func,
             args=(None,),
@@ -95,6 +99,10 @@ class JobTemplate:
         )
         rq_compat.prepare_for_queue(queue, sample)  # origin, enqueued_at, status: RQ's own
         self._stored = sample.to_dict()
+        self._queued_at = ("created_at",) if delayed else ("created_at", "enqueued_at")
+        if delayed:
+            self._stored["status"] = "scheduled"
+            self._stored.pop("enqueued_at", None)
         self._func_name = sample.func_name
         self._serializer = sample.serializer
         self._timeout = sample.timeout
@@ -107,12 +115,13 @@ class JobTemplate:
         call = (self._func_name, None, (data,), {})
         pickled = self._serializer.dumps(call)
         description = get_call_string(self._func_name, (data,), {}, max_length=75)
-        fields = self._stored | {"created_at": at_text, "enqueued_at": at_text}
+        fields = self._stored | dict.fromkeys(self._queued_at, at_text)
         fields |= {"data": zlib.compress(pickled), "description": description}
         job = Job(connection=connection, serializer=rq_serializer(self._serializer))
         job.data = pickled
         job.origin, job.timeout, job.description = self._origin, self._timeout, description
-        job.created_at = job.enqueued_at = at
+        job.created_at = at
+        job.enqueued_at = at if "enqueued_at" in self._queued_at else None
         return job, [item for pair in fields.items() for item in pair]
 
 
@@ -123,6 +132,9 @@ def enqueue(
     ids_key: str,
     events_key: str,
     kept: int,
+    run_at: float | None = None,
+    priorities_key: str = "",
+    priority: int = 0,
 ) -> str:
     """Queue `jobs` with their `hashes` (as a JobTemplate builds them), a round trip per
     500, giving each its id from the counter (the hash RQ stores holds no id, so the one
@@ -133,6 +145,8 @@ def enqueue(
     NotConfirmed carries every job queued by this call, for the caller to undo."""
     keys = {"ids": ids_key, "queue": queue.key, "queues": queue.redis_queues_keys}
     keys["events"] = events_key
+    keys["scheduled"] = queue.scheduled_job_registry.key
+    keys["priorities"] = priorities_key
     job_key = rq_key_formats(queue.job_class)["job_key"]
     first_event = None
     for start in range(0, len(jobs), ENQUEUE_CHUNK):
@@ -141,6 +155,8 @@ def enqueue(
         lengths_then_hashes = [len(flat) for flat in chunk_hashes]
         lengths_then_hashes += [item for flat in chunk_hashes for item in flat]
         args = {"events_kept": kept, "count": len(chunk), "job_key": job_key}
+        args |= {"run_at": "" if run_at is None else repr(run_at)}
+        args |= {"priority": priority or ""}
         try:
             reply = ENQUEUE.run(queue.connection, keys, args, lengths_then_hashes, confirm=True)
         except NotConfirmed as unconfirmed:

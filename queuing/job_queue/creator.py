@@ -1,9 +1,13 @@
 """The creator's side: JobCreator queues jobs with numbered ids and hears what becomes of
 them; create_job queues one whose end a QueueListener hears."""
 
+import inspect
+import json
+import pickle
 import threading
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,14 @@ from queuing.job_queue.events import (
     events_key,
     stored_error,
 )
+from queuing.job_queue.options import (
+    NO_OPTIONS,
+    BadJobOption,
+    JobOptions,
+    job_options,
+    priorities_key,
+    priority_queue_name,
+)
 from queuing.redis_connection import UNREACHABLE, not_connected
 from queuing.redis_scripts import LuaScript, NotConfirmed
 
@@ -36,45 +48,110 @@ CATCH_UP_JOBS = 1000
 
 Handler = Callable[..., None]
 
+# The events a job's creator may hear, by the name of their handler: the stream's name of
+# each (Kue's: enqueue, start, promotion, progress, failed attempt, failed, complete,
+# remove), and what its handler is given after the job's id, as many as it takes.
+EVENTS = {
+    "created": ("created", ()),
+    "started": ("start", ()),
+    "promoted": ("promotion", ()),
+    "progress": ("progress", ("percent", "data")),
+    "failed_attempt": ("failed attempt", ("error", "attempt")),
+    "failed": ("failed", ("error",)),
+    "completed": ("completed", ("result",)),
+    "removed": ("remove", ()),
+}
+HANDLER_OF = {stream_name: handler for handler, (stream_name, _) in EVENTS.items()}
+END_EVENTS = ("completed", "failed")
+
+
+def handler_arguments(event: dict[str, str]) -> list[Any]:
+    """What a handler of `event` (a stream entry, decoded) is given: the job's id, then
+    the event's details (JSON ones decoded; None when absent)."""
+    _, details = EVENTS[HANDLER_OF[event["event"]]]
+    arguments: list[Any] = [event["job"]]
+    for name in details:
+        value = event.get(name)
+        if name in ("data", "result"):
+            value = json.loads(value) if value else None
+        elif name in ("percent", "attempt"):
+            value = int(value)
+        arguments.append(value)
+    return arguments
+
+
+def call_handler(handler: Handler, arguments: list[Any]) -> None:
+    """Call `handler` with as many of `arguments` as it takes: the course's
+    `completed(job_id)` and Kue's `complete(job_id, result)` both work."""
+    handler(*arguments[: _positional_count(handler, len(arguments))])
+
+
+@cache
+def _positional_count(handler: Handler, most: int) -> int:
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: all of them
+        return most
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return most
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return min(count, most)
+
 
 class JobCreator:
     """Creates jobs on one queue and tells its handlers what becomes of them.
 
-    Handlers get the job id first: `progress(job_id, percent)`, `completed(job_id)`,
-    `failed(job_id, error)`. They run in the thread that calls `wait()`, one event at a
-    time, in the order each job reported them. (An app, whose jobs may end after the
-    process that queued them is gone, hears them with a QueueListener instead.)
+    Handlers get the job id first, then what the event tells, as many arguments as they
+    take: `progress(job_id, percent, data)`, `completed(job_id, result)`,
+    `failed(job_id, error)`, `failed_attempt(job_id, error, attempts_made)`, and
+    `created`, `started`, `promoted` (a delayed job queued), `removed` with the id alone.
+    They run in the thread that calls `wait()`, one event at a time, in the order each
+    job reported them. (An app, whose jobs may end after the process that queued them
+    is gone, hears them with a QueueListener instead; every job of a queue, whoever
+    created it, is heard by a QueueEvents.)
     """
 
-    def __init__(
-        self,
-        queue: Queue,
-        *,
-        progress: Handler | None = None,
-        completed: Handler | None = None,
-        failed: Handler | None = None,
-    ) -> None:
+    def __init__(self, queue: Queue, **handlers: Handler | None) -> None:
+        unknown = set(handlers) - set(EVENTS)
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise TypeError(f"JobCreator: no event {names}; the events: {', '.join(EVENTS)}")
         self.queue = queue
         self.connection: redis.Redis = queue.connection
         self._reader = blocking_client(queue.connection, CATCH_UP_AFTER_SECONDS + 10)
-        self.handlers = {"progress": progress, "completed": completed, "failed": failed}
+        self.handlers = handlers
         self._events_key = events_key(queue.name)
         self._read_from: str | None = None  # the stream position after the last event read
         self._unfinished: set[str] = set()  # jobs created here that have not ended yet
         self._lock = threading.Lock()
 
     def create(
-        self, func: str | Callable, data: Any, job_timeout: int = JOB_TIMEOUT_SECONDS
+        self,
+        func: str | Callable,
+        data: Any,
+        job_timeout: int = JOB_TIMEOUT_SECONDS,
+        **options: Any,
     ) -> Job:
-        """Queue a job running `func(data)`, with the next numbered id."""
-        return self.create_many(func, [data], job_timeout)[0]
+        """Queue a job running `func(data)`, with the next numbered id, and Kue's
+        `options` (priority, delay, attempts, backoff, ttl, remove_on_complete,
+        remove_on_fail: options.job_options); BadJobOption, and nothing queued, for one
+        that cannot be honoured."""
+        return self.create_many(func, [data], job_timeout, **options)[0]
 
     def create_many(
-        self, func: str | Callable, datas: list[Any], job_timeout: int = JOB_TIMEOUT_SECONDS
+        self,
+        func: str | Callable,
+        datas: list[Any],
+        job_timeout: int = JOB_TIMEOUT_SECONDS,
+        **options: Any,
     ) -> list[Job]:
         """Queue a job running `func(data)` for each data, in one round trip, as Kue
         sends the saves of a loop of `queue.create(...).save()` at once."""
-        jobs, first_event = _create_jobs(self.queue, func, datas, job_timeout)
+        checked = job_options(**options) if options else NO_OPTIONS
+        jobs, first_event = _create_jobs(self.queue, func, datas, job_timeout, checked)
         if not jobs:
             return []
         with self._lock:
@@ -115,17 +192,11 @@ class JobCreator:
         with self._lock:
             if job_id not in self._unfinished:
                 return  # another creator's job, or one already reported as ended
-            if name in ("completed", "failed"):
+            if name in END_EVENTS:
                 self._unfinished.discard(job_id)
-        handler = self.handlers.get(name)
-        if handler is None:
-            return
-        if name == "progress":
-            handler(job_id, int(event["percent"]))
-        elif name == "failed":
-            handler(job_id, event["error"])
-        else:
-            handler(job_id)
+        handler = self.handlers.get(HANDLER_OF.get(name, ""))
+        if handler is not None:
+            call_handler(handler, handler_arguments(event))
 
     def _catch_up(self) -> None:
         """Nothing new for a while: learn from Redis how jobs ended that sent no event.
@@ -153,38 +224,74 @@ class JobCreator:
 
 
 def create_job(
-    queue: Queue, func: str | Callable, data: Any, job_timeout: int = JOB_TIMEOUT_SECONDS
+    queue: Queue,
+    func: str | Callable,
+    data: Any,
+    job_timeout: int = JOB_TIMEOUT_SECONDS,
+    **options: Any,
 ) -> Job:
-    """Queue a job running `func(data)`, with the next numbered id, its end to be heard
-    by a QueueListener."""
-    return _create_jobs(queue, func, [data], job_timeout)[0][0]
+    """Queue a job running `func(data)`, with the next numbered id and Kue's `options`
+    (as JobCreator.create), its end to be heard by a QueueListener."""
+    checked = job_options(**options) if options else NO_OPTIONS
+    return _create_jobs(queue, func, [data], job_timeout, checked)[0][0]
 
 
 def _create_jobs(
-    queue: Queue, func: str | Callable, datas: list[Any], job_timeout: int
+    queue: Queue, func: str | Callable, datas: list[Any], job_timeout: int, options: JobOptions
 ) -> tuple[list[Job], str | None]:
     """The jobs, queued in one round trip, and the stream position of the first one's
     `created` event."""
     if not datas:
         return [], None
-    template = _template(queue, func, job_timeout)
-    jobs, hashes = zip(*(template.build(queue.connection, data) for data in datas), strict=True)
+    level = queue
+    if options.priority:
+        name = priority_queue_name(queue.name, options.priority)
+        level = Queue(name, connection=queue.connection, serializer=queue.serializer)
+    template = _template(level, func, job_timeout, options)
+    jobs, hashes = zip(*(_build(template, level, data) for data in datas), strict=True)
+    run_at = time.time() + options.delay if options.delay else None
     try:
-        first_event = enqueue(queue, jobs, hashes, IDS_KEY, events_key(queue.name), EVENTS_KEPT)
+        first_event = enqueue(
+            level,
+            jobs,
+            hashes,
+            IDS_KEY,
+            events_key(queue.name),
+            EVENTS_KEPT,
+            run_at=run_at,
+            priorities_key=priorities_key(queue.name),
+            priority=options.priority,
+        )
     except NotConfirmed as unconfirmed:
-        _cancel_unconfirmed(queue, unconfirmed.reply)  # a job a worker took already runs
+        _cancel_unconfirmed(level, unconfirmed.reply)  # a job a worker took already runs
         raise
     return list(jobs), first_event
+
+
+def _build(template: JobTemplate, queue: Queue, data: Any) -> tuple[Job, list[Any]]:
+    try:
+        return template.build(queue.connection, data)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise BadJobOption("data", f"cannot be stored ({error})") from error
 
 
 _templates: dict[tuple, JobTemplate] = {}
 
 
-def _template(queue: Queue, func: str | Callable, job_timeout: int) -> JobTemplate:
-    """One JobTemplate per queue, function and timeout, made once per process."""
+def _template(
+    queue: Queue, func: str | Callable, job_timeout: int, options: JobOptions
+) -> JobTemplate:
+    """One JobTemplate per queue, function and timeout for jobs without options, made
+    once per process; one per call for jobs with options."""
+    callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
+    if options is not NO_OPTIONS:
+        arguments = options.rq_arguments(job_timeout)
+        timeout = arguments.pop("timeout")
+        arguments["meta"] = {"options": options.given}
+        delayed = options.delay > 0
+        return JobTemplate(queue, func, timeout, delayed=delayed, **callbacks, **arguments)
     key = (queue.name, queue.serializer, func, job_timeout)
     if key not in _templates:
-        callbacks = {"on_success": ON_SUCCESS, "on_failure": ON_FAILURE}
         _templates[key] = JobTemplate(queue, func, job_timeout, **callbacks)
     return _templates[key]
 

@@ -4,6 +4,7 @@
 Keys: `job_queue:ids` (the counter, INCRBY) and `job_queue:events:<queue>` (the streams).
 """
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -15,7 +16,9 @@ from rq.connections import parse_connection
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.timeouts import JobTimeoutException
 
+from queuing.job_queue.options import TTL_EXCEEDED, base_queue_name
 from queuing.job_timeouts import WatchedDeathPenalty
 from queuing.redis_scripts import LuaScript
 
@@ -37,27 +40,64 @@ log = logging.getLogger("job_queue")
 
 
 def events_key(queue_name: str) -> str:
-    return EVENTS_KEY.format(queue=queue_name)
+    """The events stream of a queue, shared by its priority levels (options.py)."""
+    return EVENTS_KEY.format(queue=base_queue_name(queue_name))
 
 
-def report_progress(completed: int, total: int = 100) -> None:
-    """From inside a job: report how far it is, as Kue's `job.progress(completed, total)`.
+def report_progress(completed: int, total: int = 100, data: Any = None) -> None:
+    """From inside a job: report how far it is, as Kue's `job.progress(completed, total,
+    data)`.
 
-    The percent goes to the creator as a `progress` event and into the job's meta, where
-    RQ's tools show it.
+    The percent (and `data`, if given: anything JSON can hold) goes to the creator as a
+    `progress` event and into the job's meta, where RQ's tools show it.
     """
     if total <= 0:
         raise ValueError(f"report_progress(): total must be above 0, not {total}")
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("report_progress() is for the function of a running job")
+    job = _running_job("report_progress")
     percent = min(100, completed * 100 // total)
     job.meta["progress"] = percent
     entry = {"job": job.id, "event": "progress", "percent": percent}
+    if data is not None:
+        job.meta["progress_data"] = data
+        entry["data"] = json.dumps(data)
+    _save_meta_and_tell(job, entry)
+
+
+def log_line(text: Any, *args: Any) -> None:
+    """From inside a job: keep a line with it, as Kue's `job.log('%s sent', what)`: shown
+    by a lookup of the job (lookup.get_job, the JSON API) and, in its meta["logs"], by
+    rq-dashboard. `args` are formatted in as with the % operator; a value that is not a
+    string is kept as its repr."""
+    job = _running_job("log_line")
+    line = (text % args if args else text) if isinstance(text, str) else repr(text)
+    job.meta.setdefault("logs", []).append(line)
+    _save_meta_and_tell(job, None)
+
+
+def _running_job(name: str) -> Job:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError(f"{name}() is for the function of a running job")
+    return job
+
+
+def _save_meta_and_tell(job: Job, entry: dict | None) -> None:
     with job.connection.pipeline() as pipe:
         pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))  # what job.save_meta() writes
-        pipe.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
+        if entry is not None:
+            pipe.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
         pipe.execute()
+
+
+def result_json(return_value: Any) -> str:
+    """A job's return value for its `completed` event: JSON, or '' for None; a value JSON
+    cannot hold goes as its repr."""
+    if return_value is None:
+        return ""
+    try:
+        return json.dumps(return_value)
+    except (TypeError, ValueError):
+        return json.dumps(repr(return_value))
 
 
 # RQ's callbacks run before RQ saves the status, and RQ's cleanup of abandoned jobs may
@@ -68,24 +108,31 @@ _FINAL_STATUSES = " ".join(status.value for status in ENDED)
 
 
 def _end_once(
-    connection: redis.Redis, job: Job, status: JobStatus, event: str, error: str = ""
+    connection: redis.Redis, job: Job, status: JobStatus, event: str, detail: str = ""
 ) -> None:
     keys = {"job": job.key, "events": events_key(job.origin)}
     args = {"events_kept": EVENTS_KEPT, "job_id": job.id, "status": status.value}
-    args |= {"event": event, "error": error, "final_statuses": _FINAL_STATUSES}
+    args |= {"event": event, "detail": detail, "final_statuses": _FINAL_STATUSES}
     END_ONCE.run(connection, keys, args)
 
 
 def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
-    """RQ success callback of every job made here: tell the creator."""
-    _end_once(connection, job, JobStatus.FINISHED, "completed")
+    """RQ success callback of every job made here: tell the creator, with the result."""
+    _end_once(connection, job, JobStatus.FINISHED, "completed", result_json(result))
 
 
 def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any, tb: Any) -> None:
-    """RQ failure callback of every job made here: tell the creator, with the error."""
+    """RQ failure callback of every job made here: tell the creator, with the error. A
+    job with attempts left is run again (RQ's Retry): that is a `failed attempt`, with
+    the number of attempts made (RQ runs the callback before it counts the retry)."""
+    error = error_text(exc_type, exc_value, job)
     if job.retries_left:
-        return  # RQ runs it again: not the end of it
-    _end_once(connection, job, JobStatus.FAILED, "failed", error_text(exc_type, exc_value))
+        attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
+        made = attempts - job.retries_left
+        entry = {"job": job.id, "event": "failed attempt", "error": error, "attempt": made}
+        connection.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
+        return
+    _end_once(connection, job, JobStatus.FAILED, "failed", error)
 
 
 # The callbacks every job made here carries: they send its end to its creator. Named by
@@ -101,10 +148,18 @@ def callback_names(callback: Callback) -> tuple[str, ...]:
     return (callback.name, old_name)
 
 
-def error_text(exc_type: type, exc_value: Any) -> str:
+def error_text(exc_type: type, exc_value: Any, job: Job | None = None) -> str:
+    """What the creator is told of a job's error. A job past the time it was given (its
+    `ttl` option) fails as Kue's does: "TTL exceeded"."""
     if exc_type is AbandonedJobError:
         return "Job abandoned: its worker stopped before the job ended"
+    if job is not None and issubclass(exc_type, JobTimeoutException) and _has_ttl(job):
+        return TTL_EXCEEDED
     return str(exc_value) or exc_type.__name__
+
+
+def _has_ttl(job: Job) -> bool:
+    return "ttl" in job.meta.get("options", {})
 
 
 def stored_error(job: Job) -> str:

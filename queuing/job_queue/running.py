@@ -14,7 +14,7 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from queuing import rq_compat
-from queuing.job_queue.events import error_text
+from queuing.job_queue.events import error_text, result_json
 from queuing.job_queue.step import Claimed, Outcome, renew_heartbeat
 from queuing.redis_connection import UNREACHABLE
 
@@ -68,7 +68,7 @@ class RunsJobs:
             exc_info = sys.exc_info()
             self.handle_exception(job, *exc_info)
             event = "failed" if job.failure_callback else ""
-            error = error_text(exc_info[0], exc_info[1])
+            error = error_text(exc_info[0], exc_info[1], job)
             exc_string = format_exc_info(exc_info)
             recorded = not self.disable_default_exception_handler
             return Outcome.failed_with(claimed, self.name, exc_string, event, error, recorded)
@@ -78,8 +78,10 @@ class RunsJobs:
             self._retry(claimed, queue, return_value)
             return None
         ttl = job.get_result_ttl(self.default_result_ttl)
-        event = "completed" if job.success_callback else ""
-        outcome = Outcome.finished_with(claimed, self.name, return_value, ttl, event)
+        event, result = ("", "")
+        if job.success_callback:
+            event, result = "completed", result_json(return_value)
+        outcome = Outcome.finished_with(claimed, self.name, return_value, ttl, event, result)
         if self.log.isEnabledFor(logging.INFO):
             self._log_success(outcome, return_value)
         return outcome

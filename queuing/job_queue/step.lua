@@ -1,6 +1,6 @@
 -- KEYS: worker, worker_executions, queue, intermediate, ended_events
 -- ARGV: outcome, ended_id, ended_execution, ended_origin, ended_at, ended_at_seconds
--- ARGV: working_time, ttl, failure_ttl, record_failure, event, error
+-- ARGV: working_time, ttl, failure_ttl, record_failure, event, detail
 -- ARGV: take, take_id, fast_path, one_queue, heartbeat_margin, no_timeout_ttl
 -- ARGV: execution, now, started_at, default_timeout, events_kept, queue_name, worker_name
 -- ARGV: success_callbacks, failure_callbacks
@@ -25,7 +25,8 @@
 --   ('' for RQ's default); record_failure: '1' when a failed job's result and
 --   failed-registry entry are written, as RQ's default exception handler does, '' when
 --   the worker disables that handler; event: for its creator, 'completed', 'failed', or
---   '' (no callbacks); error: the error of a failed one.
+--   '' (no callbacks); detail: the error of a failed one, the result (JSON, or '') of a
+--   completed one.
 -- The arguments, 2. taking the next job:
 --   take: 'pop' (the next on the queue), 'id' (the one take_id names) or '' (none);
 --   fast_path: '1' to start here a job the step can do all of, '' to leave every job to
@@ -113,7 +114,7 @@ if outcome ~= '' then
     redis.call('DEL', job, dependents_of_job, dependencies_of_job, result, executions)
     if outcome == 'finished' then redis.call('ZREM', finished, ended_id) end
   end
-  if event ~= '' then append_end_event(ended_events, events_kept, ended_id, event, error) end
+  if event ~= '' then append_end_event(ended_events, events_kept, ended_id, event, detail) end
   if dependents > 0 then return {'dependents'} end
 end
 

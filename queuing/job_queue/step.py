@@ -65,18 +65,24 @@ class Outcome:
     ttl: int  # of the result when finished, of the failed registry's entry when failed
     result_fields: dict  # what RQ's Result stores
     event: str = ""  # job_queue's event for the creator ("" for a job without callbacks)
-    error: str = ""
+    detail: str = ""  # with the event: a failed job's error, a completed one's result (JSON)
     # A failed job's result and failed-registry entry are written (RQ's default exception
     # handler); False for a worker that disables it.
     recorded: bool = True
 
     @classmethod
     def finished_with(
-        cls, claimed: Claimed, worker_name: str, return_value: Any, ttl: int, event: str
+        cls,
+        claimed: Claimed,
+        worker_name: str,
+        return_value: Any,
+        ttl: int,
+        event: str,
+        result: str = "",
     ) -> "Outcome":
         ended_at = now()
         fields = _result_fields(claimed, worker_name, ended_at, return_value=return_value)
-        return cls(claimed.job, claimed.execution_id, True, ended_at, ttl, fields, event)
+        return cls(claimed.job, claimed.execution_id, True, ended_at, ttl, fields, event, result)
 
     @classmethod
     def failed_with(
@@ -239,7 +245,7 @@ def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
     """STEP's arguments about the last job's outcome."""
     if outcome is None:
         argv = JobSteps.SCRIPT.argv
-        names = argv[: argv.index("error") + 1]
+        names = argv[: argv.index("detail") + 1]
         return {**dict.fromkeys(names, ""), "ttl": 0}
     job = outcome.job
     working = (outcome.ended_at - job.started_at).total_seconds() if job.started_at else 0
@@ -255,5 +261,5 @@ def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
         "failure_ttl": "" if outcome.finished or job.failure_ttl is None else job.failure_ttl,
         "record_failure": "1" if outcome.recorded else "",
         "event": outcome.event,
-        "error": outcome.error,
+        "detail": outcome.detail,
     }
