@@ -48,12 +48,12 @@ class _Deadlines:
                 for thread_id, (deadline, exception) in list(self._due.items()):
                     if deadline <= now:
                         del self._due[thread_id]
-                        _raise_in(thread_id, exception)
+                        raise_in_thread(thread_id, exception)
                 self._wakes_at = min((due for due, _ in self._due.values()), default=float("inf"))
                 self._changed.wait(self._wakes_at - now if self._due else None)
 
 
-def _raise_in(thread_id: int, exception: type[BaseException]) -> None:
+def raise_in_thread(thread_id: int, exception: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exception)
     )

@@ -90,6 +90,12 @@ def ordered_queues(worker: BaseWorker) -> list[Queue]:
     return worker._ordered_queues
 
 
+def set_queues(worker: BaseWorker, queues: list[Queue]) -> None:
+    """The worker's queues, in order (a JobWorker's priority levels join them)."""
+    worker.queues = queues
+    worker._ordered_queues = queues[:]
+
+
 def set_dequeue_strategy(worker: BaseWorker, strategy: DequeueStrategy | str) -> None:
     worker._dequeue_strategy = strategy
 

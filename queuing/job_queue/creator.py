@@ -157,7 +157,7 @@ class JobCreator:
         with self._lock:
             self._unfinished.update(job.id for job in jobs)
             if self._read_from is None:  # read from just before the first job's events
-                self._read_from = first_event
+                self._read_from = just_before(first_event)
         return jobs
 
     def wait(self) -> None:
@@ -221,6 +221,15 @@ class JobCreator:
             elif job.get_status(refresh=False) in ENDED:
                 self._deliver({"job": job_id, "event": "failed", "error": stored_error(job)})
         clean_up_abandoned_jobs(self.queue)
+
+
+def just_before(entry_id: str) -> str:
+    """The stream position just before `entry_id` ("<ms>-<seq>"): XREAD reads what comes
+    after the position it is given."""
+    milliseconds, sequence = (int(part) for part in entry_id.split("-"))
+    if sequence > 0:
+        return f"{milliseconds}-{sequence - 1}"
+    return f"{milliseconds - 1}-{2**64 - 1}"
 
 
 def create_job(

@@ -89,6 +89,14 @@ def _save_meta_and_tell(job: Job, entry: dict | None) -> None:
         pipe.execute()
 
 
+def tell_started(job: Job) -> None:
+    """Kue's `start`, for a job_queue job that RQ's own code runs (the worker's step
+    tells it for the others)."""
+    if job.success_callback is job_completed:
+        entry = {"job": job.id, "event": "start"}
+        job.connection.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
+
+
 def result_json(return_value: Any) -> str:
     """A job's return value for its `completed` event: JSON, or '' for None; a value JSON
     cannot hold goes as its repr."""

@@ -13,11 +13,13 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis
+from rq import Queue
 from rq.connections import parse_connection
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from queuing import rq_compat
 from queuing.job_queue.events import log
+from queuing.job_queue.promoting import Promoter
 from queuing.job_queue.running import ColdStop
 from queuing.job_queue.worker import JobWorker, sleep_unless
 from queuing.job_timeouts import WatchedDeathPenalty
@@ -53,11 +55,16 @@ class _WorkerLoop:
     stopped because Redis was lost."""
 
     def __init__(
-        self, queue_names: list[str], connection: redis.Redis, worker_class: type = JobWorker
+        self,
+        queue_names: list[str],
+        connection: redis.Redis,
+        worker_class: type = JobWorker,
+        shutdown_timeout: float | None = None,
     ) -> None:
         self.queue_names = queue_names
         self.connection = connection
         self.worker_class = worker_class
+        self.shutdown_timeout = shutdown_timeout
         # A plain flag, not an Event: a processor's signal handler sets it, and Event.set
         # takes a lock that the very thread the handler interrupted may hold (in
         # Event.wait, or in an Event.set of the handler before): it waits for ever.
@@ -66,9 +73,18 @@ class _WorkerLoop:
         self._unregistered: list[JobWorker] = []  # cut off from Redis as they stopped
 
     def run(self) -> None:
-        while not self.stop_requested:
-            self._work()
-            sleep_unless(lambda: self.stop_requested, 1)  # Redis was lost: again in 1 s
+        """Work, and promote the queues' delayed jobs when due (promoting.py)."""
+        promoter = Promoter(self._queues, ", ".join(self.queue_names))
+        try:
+            while not self.stop_requested:
+                self._work()
+                sleep_unless(lambda: self.stop_requested, 1)  # Redis was lost: again in 1 s
+        finally:
+            promoter.stop()
+
+    def _queues(self) -> list[Queue]:
+        worker = self.worker
+        return list(worker.queues) if worker is not None else []
 
     def request_stop(self) -> None:
         """Stop once the job in hand, if any, has ended. A flag, not an exception:
@@ -84,6 +100,7 @@ class _WorkerLoop:
             self.worker = self.worker_class(self.queue_names, connection=self.connection)
             self.worker.log = _WORKER_LOG
             self.worker.waits_for_redis_in_place = False
+            self.worker.shutdown_timeout = self.shutdown_timeout
             if not self.stop_requested:
                 self.worker.work(logging_level="WARNING")
         except UNREACHABLE as error:
@@ -115,11 +132,14 @@ class _WorkerLoop:
 SAME_STOP_REQUEST_SECONDS = 1
 
 
-def _run_worker_process(queue_names: list[str], connection: redis.Redis) -> None:
+def _run_worker_process(
+    queue_names: list[str], connection: redis.Redis, shutdown_timeout: float | None
+) -> None:
     """One worker process of a processor. Ctrl-C or SIGTERM stops it once the job in
-    hand has ended; another one, a second or more later, stops it at once (RQ's cold
-    shutdown: the job is left to be found abandoned)."""
-    loop = _WorkerLoop(queue_names, connection)
+    hand has ended (or, with a `shutdown_timeout`, failed it past that); another one, a
+    second or more later, stops it at once (RQ's cold shutdown: the job is left to be
+    found abandoned)."""
+    loop = _WorkerLoop(queue_names, connection, shutdown_timeout=shutdown_timeout)
     first_request: list[float] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -148,9 +168,14 @@ class WorkerThread:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 10) -> None:
-        """Stop after the job in hand, if any; wait for it up to `timeout` seconds."""
+        """Stop after the job in hand, if any, as Kue's `queue.shutdown(timeout)`: a job
+        still running `timeout` seconds later fails ("Shut down before the job ended"),
+        never left started."""
+        self._loop.shutdown_timeout = timeout
+        if (worker := self._loop.worker) is not None:
+            worker.shutdown_timeout = timeout
         self._loop.request_stop()
-        self._thread.join(timeout)
+        self._thread.join(timeout + 5)  # the failed job's outcome written, then it ends
 
 
 class _JobWorkerPool(WorkerPool):
@@ -161,6 +186,8 @@ class _JobWorkerPool(WorkerPool):
     # and `logging_level` are not passed on: work() below, the one caller, starts the pool
     # with neither (burst False, WARNING), and a _WorkerLoop starts a new worker whenever
     # one returns, as a burst worker does once the queues are empty.
+    shutdown_timeout: float | None = None  # each worker process's (work())
+
     def get_worker_process(
         self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
     ) -> BaseProcess:
@@ -169,16 +196,23 @@ class _JobWorkerPool(WorkerPool):
         pool = redis.ConnectionPool(connection_class=connection_class, **pool_kwargs)
         connection = client_class(connection_pool=pool)
         queue_names = [queue.name for queue in self.queues]
-        return ForkProcess(
-            target=_run_worker_process, args=(queue_names, connection), name=f"Worker {name}"
-        )
+        arguments = (queue_names, connection, self.shutdown_timeout)
+        return ForkProcess(target=_run_worker_process, args=arguments, name=f"Worker {name}")
 
 
-def work(queue_names: Iterable[str], connection: redis.Redis, workers: int = 1) -> None:
+def work(
+    queue_names: Iterable[str],
+    connection: redis.Redis,
+    workers: int = 1,
+    shutdown_timeout: float | None = None,
+) -> None:
     """Work the queues with `workers` jobs at a time (one RQ worker process each) until
-    Ctrl-C or SIGTERM; jobs in hand are finished first."""
+    Ctrl-C or SIGTERM; jobs in hand are finished first, or, with a `shutdown_timeout`
+    (seconds, Kue's `queue.shutdown(timeout)`), failed if still running past it.
+    Delayed jobs and retries are promoted when due: nothing else need run."""
     _log_quietly()
     pool = _JobWorkerPool(list(queue_names), connection=connection, num_workers=workers)
+    pool.shutdown_timeout = shutdown_timeout
     pool.start(logging_level="WARNING")
 
 

@@ -14,7 +14,7 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from queuing import rq_compat
-from queuing.job_queue.events import error_text, result_json
+from queuing.job_queue.events import error_text, result_json, tell_started
 from queuing.job_queue.step import Claimed, Outcome, renew_heartbeat
 from queuing.redis_connection import UNREACHABLE
 
@@ -49,6 +49,7 @@ class RunsJobs:
         self._in_hand = (claimed.job, claimed.execution_id if claimed.covered else "")
         try:
             if not claimed.covered:
+                tell_started(claimed.job)
                 self.execute_job(claimed.job, queue)
                 return None
             return self._perform(claimed, queue)

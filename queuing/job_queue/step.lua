@@ -1,4 +1,4 @@
--- KEYS: worker, worker_executions, queue, intermediate, ended_events
+-- KEYS: worker, worker_executions, queue, intermediate, ended_events, taken_events, paused
 -- ARGV: outcome, ended_id, ended_execution, ended_origin, ended_at, ended_at_seconds
 -- ARGV: working_time, ttl, failure_ttl, record_failure, event, detail
 -- ARGV: take, take_id, fast_path, one_queue, heartbeat_margin, no_timeout_ttl
@@ -15,7 +15,8 @@
 --
 -- The keys: the worker's hash, the set of its executions, the queue to take from ('' with
 -- nothing to take), that queue's intermediate list, the stream where the finished
--- job's end event goes.
+-- job's end event goes, the stream where the taken job's `start` event goes, and the
+-- queue's pause flag (job_queue's pause_queue: while it is set, nothing is taken).
 -- The arguments, 1. the last job's outcome (all '' but ttl when there is none):
 --   outcome: 'finished', 'failed', or ''; ended_id, ended_execution, ended_origin: its
 --   job's id, its execution's id, its queue's name; ended_at: when it ended, as RQ
@@ -121,6 +122,14 @@ end
 -- 2. Take the next job: the one named, or the next on the queue.
 if take == '' then return nil end
 local id = take_id
+if redis.call('EXISTS', paused) == 1 then
+  if take == 'id' then  -- popped by the worker's wait: back to the head of the queue
+    redis.call('LREM', intermediate, 1, id)
+    redis.call('LPUSH', queue, id)
+  end
+  redis.call('HSET', worker, 'state', 'idle')
+  return {'paused'}
+end
 if take == 'pop' then
   if one_queue ~= '' then
     id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
@@ -168,4 +177,7 @@ redis.call('HSET', job, 'last_heartbeat', started_at, 'status', 'started',
   'started_at', started_at, 'worker_name', worker_name)
 redis.call('PERSIST', job)
 redis.call('LREM', intermediate, 1, id)
+if f[8] and f[8] ~= '' then  -- a job_queue job: its creator may hear it start (Kue's `start`)
+  redis.call('XADD', taken_events, 'MAXLEN', '~', events_kept, '*', 'job', id, 'event', 'start')
+end
 return {'fast', id, redis.call('HGETALL', job)}

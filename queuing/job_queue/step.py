@@ -145,6 +145,7 @@ class StepSettings:
     fast_path: bool  # False: every job is left to RQ's own code
     events_kept: int  # the events streams' approximate length
     events_key: Callable[[str], str]  # a queue's name -> its events stream
+    paused_key: Callable[[str], str]  # a queue's name -> its pause flag
     # The names of the callbacks whose effect is the step's own event (job_queue's).
     success_callbacks: tuple[str, ...]
     failure_callbacks: tuple[str, ...]
@@ -193,7 +194,8 @@ class JobSteps:
         Returns ("fast", Claimed) for a job this path started, ("rq", Claimed) for one
         left to RQ's worker code, ("dependents", None) when the finished job has
         dependents to enqueue (nothing taken then), ("gone", None) for a job deleted
-        meanwhile, ("none", None) when there was nothing to take.
+        meanwhile, ("paused", None) for a paused queue (a job named is put back at its
+        head), ("none", None) when there was nothing to take.
         """
         execution_id = uuid.uuid4().hex
         started_at = now()
@@ -204,6 +206,8 @@ class JobSteps:
             "queue": queue.key if queue else "",
             "intermediate": queue.intermediate_queue_key if queue else "",
             "ended_events": settings.events_key(outcome.job.origin) if outcome else "",
+            "taken_events": settings.events_key(queue.name) if queue else "",
+            "paused": settings.paused_key(queue.name) if queue else "",
         }
         args = {
             **_outcome_args(outcome),
@@ -229,7 +233,7 @@ class JobSteps:
         if not reply:
             return "none", None
         kind = reply[0].decode()
-        if kind in ("dependents", "gone"):
+        if kind in ("dependents", "gone", "paused"):
             return kind, None
         job = RestoredJob(
             reply[1].decode(),

@@ -59,3 +59,18 @@ def create_job_of_type(
     run by the function a processor registered for the type."""
     queue = Queue(job_type, connection=connection)
     return create_job(queue, RUN_BY_TYPE, data, job_timeout, **options)
+
+
+def process(
+    job_type: str,
+    function: Callable[[Any], Any],
+    connection: redis.Redis,
+    workers: int = 1,
+    shutdown_timeout: float | None = None,
+) -> None:
+    """Kue's `queue.process(type, n, fn)`: run `function(data)` for the jobs of
+    `job_type`, `workers` at a time, until Ctrl-C or SIGTERM (processes.work)."""
+    from queuing.job_queue.processes import work  # the worker's modules import this one
+
+    register(job_type, function)
+    work([job_type], connection, workers, shutdown_timeout)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_WORKER_TTL
 from rq.exceptions import StopRequested
 from rq.job import Job
@@ -18,10 +18,13 @@ from rq.utils import now
 from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
 
 from queuing import rq_compat
+from queuing.job_queue.control import paused_key
 from queuing.job_queue.events import EVENTS_KEPT, ON_FAILURE, ON_SUCCESS, callback_names, events_key
+from queuing.job_queue.options import priorities_key, priority_queue_name
 from queuing.job_queue.running import Heartbeat, RunsJobs
 from queuing.job_queue.step import JobSteps, Outcome, StepSettings
 from queuing.job_queue.taking import TakesJobs
+from queuing.job_timeouts import raise_in_thread
 from queuing.redis_connection import UNREACHABLE
 
 
@@ -58,6 +61,12 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         self._in_hand: tuple[Job, str] | None = None
         self._signals_to_restore: dict[int, Any] = {}
         self._stop_date_unsaved = False
+        # The queues it was given; their priority levels join them as jobs get them.
+        self._given_queue_names = [queue.name for queue in self.queues]
+        # Seconds a job in hand may go on once a stop is asked for, then it fails (Kue's
+        # queue.shutdown(timeout)); None: it is waited for, however long it takes.
+        self.shutdown_timeout: float | None = None
+        self._thread_id = threading.get_ident()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a job's execution counts as alive without news: RQ's SimpleWorker's
@@ -80,6 +89,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         busy = self._in_hand is not None
         if busy:  # RQ's flag, which RQ sets only then (_shutdown)
             rq_compat.mark_stop_requested(self)
+            if self.shutdown_timeout is not None:
+                fail_after_shutdown_timeout(self, self._in_hand[0], self.shutdown_timeout)
         if signum:
             rq_compat.set_shutdown_requested(self, now())
             self._stop_date_unsaved = busy  # RQ saves it when busy
@@ -102,6 +113,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         RQ's BaseWorker.work with the same arguments; True if it ran any job."""
         self.bootstrap(logging_level, date_format, log_format)
         rq_compat.set_dequeue_strategy(self, dequeue_strategy)
+        self._thread_id = threading.get_ident()
+        self.add_priority_levels()
         if with_scheduler:
             rq_compat.start_scheduler(self, burst, logging_level, date_format, log_format)
         self._install_signal_handlers_unless_owned()
@@ -237,6 +250,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             fast_path=self._may_take_fast_path(),
             events_kept=EVENTS_KEPT,
             events_key=events_key,
+            paused_key=paused_key,
             success_callbacks=callback_names(ON_SUCCESS),
             failure_callbacks=callback_names(ON_FAILURE),
             job_class=self.job_class,
@@ -249,6 +263,28 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         return all(
             name not in vars(self) and getattr(type(self), name) is _OWN_HOOKS[name]
             for name in _RQ_HOOKS
+        )
+
+    def add_priority_levels(self) -> None:
+        """Work the priority levels the given queues' jobs were given (options.py), the
+        highest first: `<queue>:critical`, `<queue>:high`, ..., `<queue>`, `<queue>:low`.
+        One round trip, about once a second; nothing changes for queues without levels."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in self._given_queue_names:
+                pipe.zrange(priorities_key(name), 0, -1, withscores=True)
+            levels_of = pipe.execute()
+        if not any(levels_of):
+            return
+        names = []
+        for name, levels in zip(self._given_queue_names, levels_of, strict=True):
+            numbers = sorted({0, *(int(score) for _, score in levels)})
+            names += [priority_queue_name(name, number) for number in numbers]
+        if names != [queue.name for queue in self.queues]:
+            rq_compat.set_queues(self, [self._queue_named(name) for name in names])
+
+    def _queue_named(self, name: str) -> Queue:
+        return self.queue_class(
+            name, connection=self.connection, job_class=self.job_class, serializer=self.serializer
         )
 
     def _housekeeping_due(self) -> bool:
@@ -284,6 +320,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         """About once a second: RQ's heartbeat, `rq suspend`, and its maintenance."""
         self._last_housekeeping = time.monotonic()
         self.heartbeat()
+        self.add_priority_levels()
         self.check_for_suspension(burst)
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
@@ -306,6 +343,27 @@ _RQ_HOOKS = (
     "get_heartbeat_ttl",
 )
 _OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
+
+
+class ShutDown(Exception):
+    """Raised into a job still running when its worker's shutdown timeout is over."""
+
+    def __init__(self, message: str = "Shut down before the job ended") -> None:
+        super().__init__(message)
+
+
+def fail_after_shutdown_timeout(worker: JobWorker, job: Job, seconds: float) -> None:
+    """In `seconds`, if `worker` still runs `job`, make the job fail with ShutDown:
+    raised in the worker's thread, as RQ's TimerDeathPenalty stops a job."""
+
+    def fail_if_still_running() -> None:
+        in_hand = worker._in_hand
+        if in_hand is not None and in_hand[0] is job:
+            raise_in_thread(worker._thread_id, ShutDown)
+
+    timer = threading.Timer(seconds, fail_if_still_running)
+    timer.daemon = True
+    timer.start()
 
 
 def sleep_unless(stop_requested: Callable[[], bool], seconds: float) -> None:
