@@ -187,7 +187,7 @@ def _waits(backoff: Backoff, attempts: int, delay: float) -> tuple[float, ...]:
         raise BadJobOption("backoff", f"delay must not be negative, not {base!r}")
     if kind == "fixed":
         return (base,) * retries
-    most = _seconds("backoff", backoff.get("max_delay", math.inf))
+    most = _seconds("backoff", backoff["max_delay"]) if "max_delay" in backoff else math.inf
     return tuple(round(min(most - base / 2, base / 2 * (2**k - 1))) for k in range(1, attempts))
 
 

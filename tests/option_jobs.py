@@ -1,0 +1,49 @@
+"""Jobs for the tests of Kue's job options: each leaves in Redis what a test reads (the
+order jobs ran in, when each try began), from Redis's own clock."""
+
+import time
+
+from rq import get_current_job
+
+from queuing.job_queue import log_line, report_progress
+
+RUNS_KEY = "test:runs"  # the names of the jobs, in the order they ran
+
+
+def tries_key(job_id: str) -> str:
+    return f"test:tries:{job_id}"
+
+
+def _redis_now(job) -> float:
+    seconds, microseconds = job.connection.time()
+    return seconds + microseconds / 1e6
+
+
+def records_its_run(data: dict) -> dict:
+    job = get_current_job()
+    job.connection.rpush(RUNS_KEY, data["name"])
+    return {"name": data["name"], "started": _redis_now(job)}
+
+
+def fails_until(data: dict) -> str:
+    """Fails its tries before the `succeeds_on`-th (never, without it), each try's start
+    recorded in tries_key(job id)."""
+    job = get_current_job()
+    tries = job.connection.rpush(tries_key(job.id), _redis_now(job))
+    if tries < data.get("succeeds_on", float("inf")):
+        raise ValueError(f"try {tries} failed")
+    return f"succeeded on try {tries}"
+
+
+def runs_long(data: dict) -> None:
+    """Runs a minute, in short sleeps: a timeout raised into its thread stops it soon."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def logs_and_reports(data: dict) -> dict:
+    log_line("sending to %s", data["to"])
+    report_progress(1, 2, {"step": "half way"})
+    log_line({"sent": True})
+    return {"to": data["to"], "sent": True}
