@@ -47,3 +47,8 @@ def logs_and_reports(data: dict) -> dict:
     report_progress(1, 2, {"step": "half way"})
     log_line({"sent": True})
     return {"to": data["to"], "sent": True}
+
+
+def sleeps_a_minute(data: dict) -> None:
+    """One long sleep: only a signal cuts it short."""
+    time.sleep(60)

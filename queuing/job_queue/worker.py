@@ -353,8 +353,26 @@ class ShutDown(Exception):
 
 
 def fail_after_shutdown_timeout(worker: JobWorker, job: Job, seconds: float) -> None:
-    """In `seconds`, if `worker` still runs `job`, make the job fail with ShutDown:
-    raised in the worker's thread, as RQ's TimerDeathPenalty stops a job."""
+    """In `seconds`, if `worker` still runs `job`, make the job fail with ShutDown.
+
+    In a process's main thread (a processor's worker process, asked to stop by a
+    signal), by SIGALRM, as RQ's UnixSignalDeathPenalty stops a job: it cuts a sleep or
+    a wait short. The job's own timeout, if it comes first, is left to stop it (one
+    alarm: its penalty's end puts the alarm and its handler back). In another thread (an
+    app's WorkerThread), raised in that thread, as RQ's TimerDeathPenalty stops a job:
+    at its next Python instruction."""
+    main_thread = threading.main_thread()
+    if worker._thread_id == main_thread.ident and threading.current_thread() is main_thread:
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        if 0 < left <= seconds:
+            return
+
+        def shut_down(signum: int, frame: Any) -> None:
+            raise ShutDown
+
+        signal.signal(signal.SIGALRM, shut_down)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        return
 
     def fail_if_still_running() -> None:
         in_hand = worker._in_hand
