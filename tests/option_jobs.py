@@ -1,6 +1,7 @@
 """Jobs for the tests of Kue's job options: each leaves in Redis what a test reads (the
 order jobs ran in, when each try began), from Redis's own clock."""
 
+import importlib
 import time
 
 from rq import get_current_job
@@ -52,3 +53,17 @@ def logs_and_reports(data: dict) -> dict:
 def sleeps_a_minute(data: dict) -> None:
     """One long sleep: only a signal cuts it short."""
     time.sleep(60)
+
+
+def takes_a_seat_then_waits(data: dict) -> int:
+    """The seat app's job, then a wait for the test's word (a key it sets, read, never
+    taken: a killed try must not eat the word of the next one)."""
+    seat_app = importlib.import_module("100_seat")  # the course's app, by its file name
+    left = seat_app.reserve_seat_job(data)
+    job = get_current_job()
+    deadline = time.monotonic() + 60
+    while not job.connection.exists(f"test:may_end:{job.id}"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never let the job end")
+        time.sleep(0.02)
+    return left

@@ -2,6 +2,7 @@
 delayed jobs promoted with nothing else running, a shutdown timeout, and a worker killed
 in the middle of a try with attempts left."""
 
+import importlib
 import os
 import signal
 
@@ -39,6 +40,20 @@ def ends_heard(connection) -> tuple[JobCreator, list[tuple]]:
     return creator, heard
 
 
+def kill_its_worker_then_see_it_tried_again(queue: Queue, job: Job) -> None:
+    """kill -9 of the process running `job`, then RQ's cleanup (which creators and
+    processors run) until the job, abandoned, is tried again by another worker."""
+    worker = Job.fetch(job.id, connection=queue.connection).worker_name
+    os.kill(int(queue.connection.hget(f"rq:worker:{worker}", "pid")), signal.SIGKILL)
+
+    def tried_again() -> bool:
+        clean_up_abandoned_jobs(queue)
+        job.refresh()
+        return job.get_status() == JobStatus.STARTED and job.worker_name != worker
+
+    wait_until(tried_again, timeout=60, what="the job tried again")
+
+
 def test_a_processor_promotes_delayed_jobs_itself(redis_url, connection, start_script):
     start_script(PROCESSOR, redis_url)
     creator, heard = ends_heard(connection)
@@ -69,16 +84,7 @@ def test_a_job_whose_worker_is_killed_mid_try_is_tried_again_and_ends_once(
     # A short timeout: its worker's heartbeat, and so the wait for its abandonment, too.
     job = creator.create("tests.held_jobs.waits_for_the_word", {}, job_timeout=2, attempts=2)
     wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
-    worker = Job.fetch(job.id, connection=connection).worker_name
-    os.kill(int(connection.hget(f"rq:worker:{worker}", "pid")), signal.SIGKILL)
-
-    def tried_again() -> bool:
-        # RQ's cleanup, which creators and processors run: abandoned, it is tried again.
-        clean_up_abandoned_jobs(queue)
-        job.refresh()
-        return job.get_status() == JobStatus.STARTED and job.worker_name != worker
-
-    wait_until(tried_again, timeout=60, what="the job tried again")
+    kill_its_worker_then_see_it_tried_again(queue, job)
     held_jobs.let_end(job)  # now, not before: the killed try's BLPOP could have taken it
     creator.wait()
     assert heard == [
@@ -86,3 +92,20 @@ def test_a_job_whose_worker_is_killed_mid_try_is_tried_again_and_ends_once(
         ("completed", job.id),
     ]
     assert Job.fetch(job.id, connection=connection).get_status() == "finished"
+
+
+def test_a_retried_seat_job_takes_exactly_one_seat(redis_url, connection, start_script):
+    """Its first try takes a seat and dies; the second finds its claim and takes none."""
+    seat_app = importlib.import_module("100_seat")
+    seat_app.Seats(connection).reserve_seat(50)
+    start_script(PROCESSOR, redis_url)
+    creator, heard = ends_heard(connection)
+    queue = Queue("options", connection=connection)
+    job = creator.create("tests.option_jobs.takes_a_seat_then_waits", {}, job_timeout=2, attempts=2)
+    wait_until(lambda: connection.sismember("reserved_seats", job.id), what="a seat taken")
+    kill_its_worker_then_see_it_tried_again(queue, job)
+    connection.set(f"test:may_end:{job.id}", 1)
+    creator.wait()
+    assert heard[-1] == ("completed", job.id)
+    assert connection.get("available_seats") == b"49"
+    assert connection.smembers("reserved_seats") == {job.id.encode()}
