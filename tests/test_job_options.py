@@ -99,6 +99,8 @@ def runs(connection) -> list[str]:
         ({"ttl": 0}, "ttl"),
         ({"ttl": -5}, "ttl"),
         ({"remove_on_complete": -1}, "remove_on_complete"),
+        ({"remove_on_complete": {"keep": 3}}, "remove_on_complete"),
+        ({"remove_on_fail": {"count": -1}}, "remove_on_fail"),
     ],
 )
 def test_a_bad_option_is_refused_and_nothing_is_queued(queue, connection, options, named):
@@ -405,3 +407,22 @@ def test_shutdown_fails_the_job_still_in_hand_past_its_time(queue, connection):
     assert ("failed", job.id, "Shut down before the job ended") in heard.events
     assert job.get_status(refresh=True) == "failed"
     assert queue.started_job_registry.count == 0
+
+
+def test_removal_with_a_count_keeps_the_last_jobs_of_their_kind(queue, connection):
+    """BullMQ's removeOnComplete {count}: the queue's finished jobs trimmed to the last n,
+    on JobWorker's path and on RQ's own (a job with attempts runs through RQ's code)."""
+    creator = JobCreator(queue)
+    last_two = {"count": 2}
+    done = [creator.create(RECORDS, {"name": n}, remove_on_complete=last_two) for n in "abcd"]
+    retried = creator.create(
+        FAILS_UNTIL, {"succeeds_on": 1}, attempts=2, remove_on_complete=last_two
+    )
+    failed = [creator.create(FAILS_UNTIL, {}, remove_on_fail={"count": 1, "age": 60}) for _ in "ab"]
+    work_until_empty(queue)
+    creator.wait()
+    assert queue.finished_job_registry.get_job_ids() == [done[3].id, retried.id]
+    assert not connection.exists(*(job.key for job in done[:3]))
+    assert queue.failed_job_registry.get_job_ids() == [failed[1].id]
+    assert not connection.exists(failed[0].key)
+    assert 50 <= connection.ttl(failed[1].key) <= 60

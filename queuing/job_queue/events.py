@@ -18,6 +18,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.timeouts import JobTimeoutException
 
+from queuing.job_queue.keeping import keep_last
 from queuing.job_queue.options import TTL_EXCEEDED, base_queue_name
 from queuing.job_timeouts import WatchedDeathPenalty
 from queuing.redis_scripts import LuaScript
@@ -127,6 +128,7 @@ def _end_once(
 def job_completed(job: Job, connection: redis.Redis, result: Any) -> None:
     """RQ success callback of every job made here: tell the creator, with the result."""
     _end_once(connection, job, JobStatus.FINISHED, "completed", result_json(result))
+    keep_last(job, finished=True, ending_now=True)
 
 
 def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any, tb: Any) -> None:
@@ -141,6 +143,7 @@ def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any
         connection.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
         return
     _end_once(connection, job, JobStatus.FAILED, "failed", error)
+    keep_last(job, finished=False, ending_now=True)
 
 
 # The callbacks every job made here carries: they send its end to its creator. Named by

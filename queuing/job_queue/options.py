@@ -8,7 +8,9 @@ before anything is queued, and what each becomes in RQ's terms.
   promoted to the queue when due (promoting.py).
 - attempts and backoff: RQ's `Retry(max=attempts - 1, interval=[waits])`.
 - ttl: RQ's `job_timeout`; a job past it fails with "TTL exceeded".
-- remove_on_complete / remove_on_fail: RQ's `result_ttl` / `failure_ttl` (0: at once).
+- remove_on_complete / remove_on_fail: RQ's `result_ttl` / `failure_ttl` (0: at once);
+  BullMQ's `{"age": seconds, "count": n}`: the age as the TTL, and the queue's finished
+  (failed) registry trimmed to its last n once the job has ended (keeping.py).
 """
 
 import math
@@ -48,8 +50,9 @@ class JobOptions:
     attempts: int = 1
     waits: tuple[float, ...] = ()  # before each retry, in seconds (attempts - 1 of them)
     ttl: int | None = None  # seconds it may run; None: the creator's default timeout
-    remove_on_complete: bool | int = False  # True: at once; a number: kept that many seconds
-    remove_on_fail: bool | int = False
+    # True: at once; a number: kept that many seconds; a Removal: kept so long, or so many
+    remove_on_complete: "bool | int | Removal" = False
+    remove_on_fail: "bool | int | Removal" = False
     given: dict = field(default_factory=dict)  # as the caller gave them, for lookups
 
     def retry(self) -> Retry | None:
@@ -64,10 +67,10 @@ class JobOptions:
     def rq_arguments(self, default_timeout: int) -> dict[str, Any]:
         """Job.create's arguments for these options."""
         arguments: dict[str, Any] = {"timeout": self.ttl or default_timeout}
-        if self.remove_on_complete is not False:
-            arguments["result_ttl"] = _kept_for(self.remove_on_complete)
-        if self.remove_on_fail is not False:
-            arguments["failure_ttl"] = _kept_for(self.remove_on_fail)
+        if (kept_for := _kept_for(self.remove_on_complete)) is not None:
+            arguments["result_ttl"] = kept_for
+        if (kept_for := _kept_for(self.remove_on_fail)) is not None:
+            arguments["failure_ttl"] = kept_for
         if (retry := self.retry()) is not None:
             arguments["retry"] = retry
         return arguments
@@ -82,8 +85,8 @@ def job_options(
     attempts: int = 1,
     backoff: Backoff = None,
     ttl: Seconds | None = None,
-    remove_on_complete: bool | Seconds = False,
-    remove_on_fail: bool | Seconds = False,
+    remove_on_complete: bool | Seconds | Mapping[str, Any] = False,
+    remove_on_fail: bool | Seconds | Mapping[str, Any] = False,
 ) -> JobOptions:
     """Check Kue's options (seconds where Kue takes milliseconds); BadJobOption names
     the first that cannot be honoured."""
@@ -151,17 +154,55 @@ def _ttl(ttl: Seconds) -> int:
     return math.ceil(seconds)  # RQ's timeouts are whole seconds
 
 
-def _removal(option: str, value: bool | Seconds) -> bool | int:
+@dataclass(frozen=True)
+class Removal:
+    """BullMQ's KeepJobs: the job kept `age` seconds at most (None: for ever), and the
+    queue's ended jobs of its kind trimmed to the last `count` (None: all)."""
+
+    age: int | None = None
+    count: int | None = None
+
+
+def _removal(option: str, value: Any) -> "bool | int | Removal":
     if isinstance(value, bool):
         return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"age", "count"}
+        if unknown or not value:
+            raise BadJobOption(option, f"a dict of age and count, not {value!r}")
+        count = value.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise BadJobOption(option, f"count must be a whole number, not {count!r}")
+        if count is not None and count < 0:
+            raise BadJobOption(option, f"count must not be negative, not {count!r}")
+        age = value.get("age")
+        return Removal(None if age is None else _age(option, age), count)
+    return _age(option, value)
+
+
+def _age(option: str, value: Any) -> int:
     seconds = _seconds(option, value)
     if seconds < 0:
         raise BadJobOption(option, f"True, False or the seconds to keep it, not {value!r}")
     return math.ceil(seconds)
 
 
-def _kept_for(removal: bool | int) -> int:
-    return 0 if removal is True else int(removal)
+def _kept_for(removal: "bool | int | Removal") -> int | None:
+    """RQ's result_ttl or failure_ttl for a removal option (None: RQ's default)."""
+    if removal is False:
+        return None
+    if removal is True:
+        return 0
+    if isinstance(removal, Removal):
+        return removal.age
+    return int(removal)
+
+
+def kept_count(options: Mapping[str, Any], finished: bool) -> int | None:
+    """The `count` of a job's removal option, as stored with it (job.meta["options"]):
+    how many of its queue's finished (or failed) jobs to keep once it has ended."""
+    removal = options.get("remove_on_complete" if finished else "remove_on_fail")
+    return removal.get("count") if isinstance(removal, Mapping) else None
 
 
 def _waits(backoff: Backoff, attempts: int, delay: float) -> tuple[float, ...]:

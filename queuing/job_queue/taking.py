@@ -8,6 +8,7 @@ from rq import Queue
 from rq.logutils import blue, green
 
 from queuing import rq_compat
+from queuing.job_queue.keeping import keep_last
 from queuing.job_queue.step import Claimed, JobSteps, Outcome, wait_for_job_id
 from queuing.redis_connection import UNREACHABLE
 
@@ -35,6 +36,8 @@ class TakesJobs:
         self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:
         kind, claimed = steps.step(outcome, queue, job_id)
+        if outcome is not None and "options" in outcome.job.meta:
+            keep_last(outcome.job, outcome.finished)  # remove_on_complete's count, if any
         if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
             job = outcome.job
             origin = self.queue_class(
