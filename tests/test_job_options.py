@@ -426,3 +426,30 @@ def test_removal_with_a_count_keeps_the_last_jobs_of_their_kind(queue, connectio
     assert queue.failed_job_registry.get_job_ids() == [failed[1].id]
     assert not connection.exists(failed[0].key)
     assert 50 <= connection.ttl(failed[1].key) <= 60
+
+
+def test_a_worker_of_a_paused_queue_waits_without_taking_its_jobs(queue, connection):
+    """No pop-and-put-back loop: while paused, the worker does not wait on the queue."""
+    job = JobCreator(queue).create(RECORDS, {"name": "paused"})
+    pause_queue(queue)
+    worker = WorkerThread(["options"], connection)
+    try:
+        wait_until(lambda: queue.connection.smembers("rq:workers:options"), what="a worker")
+        connection.config_resetstat()
+        heartbeats = set()
+
+        def two_heartbeats_later() -> bool:
+            (name,) = connection.smembers("rq:workers:options")
+            heartbeats.add(connection.hget(b"rq:worker:" + name.split(b":")[-1], "last_heartbeat"))
+            return len(heartbeats) >= 3
+
+        wait_until(two_heartbeats_later, timeout=10, what="two of the worker's seconds")
+        stats = connection.info("commandstats")
+        pops = sum(
+            stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+            for name in ("blmove", "lmove", "lpush")
+        )
+        assert pops == 0
+        assert job.get_status(refresh=True) == "queued"
+    finally:
+        worker.stop()

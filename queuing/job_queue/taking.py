@@ -3,11 +3,13 @@ next job in one round trip (step.py); RQ's dequeue rules around it."""
 
 import logging
 import time
+from collections.abc import Callable
 
 from rq import Queue
 from rq.logutils import blue, green
 
 from queuing import rq_compat
+from queuing.job_queue.control import paused_queues
 from queuing.job_queue.keeping import keep_last
 from queuing.job_queue.step import Claimed, JobSteps, Outcome, wait_for_job_id
 from queuing.redis_connection import UNREACHABLE
@@ -78,8 +80,16 @@ class TakesJobs:
                 time.sleep(1)
 
     def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
-        """Block on the queues for a while, as RQ's worker does, then take what came."""
+        """Block on the queues for a while, as RQ's worker does, then take what came.
+        Paused queues are left out (control.py): popped, their job would only be put
+        back, again and again."""
         queues = rq_compat.ordered_queues(self)
+        paused = paused_queues(self.connection, queues)
+        if paused:
+            queues = [queue for queue in queues if queue.name not in paused]
+            if not queues:
+                sleep_unless(lambda: self.stop_requested, self.WAIT_SECONDS)
+                return None, rq_compat.ordered_queues(self)[0]
         found = wait_for_job_id(queues, self.WAIT_SECONDS, self.connection)
         if found is None:
             return None, queues[0]
@@ -88,3 +98,11 @@ class TakesJobs:
         if claimed is not None:
             self._taken(claimed, queue)
         return claimed, queue
+
+
+def sleep_unless(stop_requested: Callable[[], bool], seconds: float) -> None:
+    """Sleep, in short naps that a stop request ends (time.sleep takes no lock: a
+    signal handler may set the request meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while not stop_requested() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))

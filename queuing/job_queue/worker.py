@@ -5,7 +5,6 @@ RQ's loop rewritten around one step a job (taking.py) and a job run as RQ runs i
 import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -23,7 +22,7 @@ from queuing.job_queue.events import EVENTS_KEPT, ON_FAILURE, ON_SUCCESS, callba
 from queuing.job_queue.options import priorities_key, priority_queue_name
 from queuing.job_queue.running import Heartbeat, RunsJobs
 from queuing.job_queue.step import JobSteps, Outcome, StepSettings
-from queuing.job_queue.taking import TakesJobs
+from queuing.job_queue.taking import TakesJobs, sleep_unless
 from queuing.job_timeouts import raise_in_thread
 from queuing.redis_connection import UNREACHABLE
 
@@ -382,11 +381,3 @@ def fail_after_shutdown_timeout(worker: JobWorker, job: Job, seconds: float) -> 
     timer = threading.Timer(seconds, fail_if_still_running)
     timer.daemon = True
     timer.start()
-
-
-def sleep_unless(stop_requested: Callable[[], bool], seconds: float) -> None:
-    """Sleep, in short naps that a stop request ends (time.sleep takes no lock: a
-    signal handler may set the request meanwhile)."""
-    deadline = time.monotonic() + seconds
-    while not stop_requested() and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, 0.05))
