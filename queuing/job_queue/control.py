@@ -7,6 +7,8 @@ taken once the flag is set. RQ's own worker does not read it: for stock `rq work
 processes, `rq suspend` (every queue) is RQ's way, and JobWorker honours it too.
 """
 
+import functools
+
 import redis
 from rq import Queue
 
@@ -15,6 +17,7 @@ from queuing.job_queue.options import base_queue_name
 PAUSED_KEY = "job_queue:paused:{queue}"
 
 
+@functools.cache  # a worker asks for it at every step: queue names are few
 def paused_key(queue_name: str) -> str:
     return PAUSED_KEY.format(queue=base_queue_name(queue_name))
 

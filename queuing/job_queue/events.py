@@ -4,6 +4,7 @@
 Keys: `job_queue:ids` (the counter, INCRBY) and `job_queue:events:<queue>` (the streams).
 """
 
+import functools
 import json
 import logging
 import re
@@ -40,6 +41,7 @@ OLD_CALLBACKS_MODULE = "job_queue"
 log = logging.getLogger("job_queue")
 
 
+@functools.cache  # a worker asks for it at every step: queue names are few
 def events_key(queue_name: str) -> str:
     """The events stream of a queue, shared by its priority levels (options.py)."""
     return EVENTS_KEY.format(queue=base_queue_name(queue_name))
