@@ -462,3 +462,10 @@ def test_a_worker_of_a_paused_queue_waits_without_taking_its_jobs(queue, connect
         assert job.get_status(refresh=True) == "queued"
     finally:
         worker.stop()
+
+
+def test_exponential_waits_keep_their_fractions_and_retries_are_never_early():
+    """Kue rounds to the millisecond: a wait of 0.5 s is no wait of 0."""
+    options = job_options(attempts=4, backoff={"type": "exponential", "delay": 1})
+    assert options.waits == (0.5, 1.5, 3.5)
+    assert options.retry().intervals == [2, 3, 5]  # each rounded up, plus RQ's second

@@ -229,7 +229,7 @@ def _waits(backoff: Backoff, attempts: int, delay: float) -> tuple[float, ...]:
     if kind == "fixed":
         return (base,) * retries
     most = _seconds("backoff", backoff["max_delay"]) if "max_delay" in backoff else math.inf
-    return tuple(round(min(most - base / 2, base / 2 * (2**k - 1))) for k in range(1, attempts))
+    return tuple(min(most - base / 2, base / 2 * (2**k - 1)) for k in range(1, attempts))
 
 
 def _waits_of(backoff: Callable[[int, float], float], retries: int, delay: float) -> tuple:
