@@ -89,6 +89,11 @@ class Bench:
 
     def create(self, side: Side, workload: str, count: int, **env: str) -> float:
         """Run a creator; the seconds it took, as it measured them."""
+        return self.run_creator(side, workload, count, **env)["seconds"]
+
+    def run_creator(self, side: Side, workload: str, count: int, **env: str) -> dict:
+        """Run a creator; what it measured (the seconds it took, and what else its
+        workload tells)."""
         result = subprocess.run(
             side.command(workload, count),
             cwd=PROJECT,
@@ -99,7 +104,7 @@ class Bench:
         )
         if result.returncode != 0:
             raise RuntimeError(f"{workload} failed: {result.stderr[-2000:]}")
-        return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def processor(self, side: Side, concurrency: int) -> Running:
         """A processor of `side`, started and ready; ended by the caller's `with`."""

@@ -5,8 +5,13 @@ per process, as the peer's (bench/peer/kue_bench.js) are:
     python bench/jobs.py enqueue_burst <n>    queue n jobs at once (as 7_job_creator)
     python bench/jobs.py processor <c>        work the queue, c jobs at a time
     python bench/jobs.py end_to_end <n>       queue n jobs, wait for n completed events
+    python bench/jobs.py enqueue_delayed <n>  queue n jobs at once, each due 1 s later
+    python bench/jobs.py retried_end_to_end <n>   queue n jobs at once that fail their
+                                              first try (attempts 2, no backoff), wait
+                                              for n completed events
 
-A creator prints {"seconds": ...}; a processor works until SIGTERM. REDIS_URL says where.
+A creator prints {"seconds": ...} (enqueue_delayed adds "due", when its jobs are due, in
+seconds since the epoch); a processor works until SIGTERM. REDIS_URL says where.
 """
 
 import json
@@ -16,17 +21,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's modules
 
-from rq import Queue
+from rq import Queue, get_current_job
 
 from queuing.job_queue import JobCreator, work
 from queuing.redis_connection import create_client
 
 QUEUE = "bench"
 JOB_FUNCTION = "bench.jobs.notify"
+RETRIED_FUNCTION = "bench.jobs.fail_first_try"
+DELAY_SECONDS = 1
 
 
 def notify(data: dict) -> None:
     """The job: nothing, as the peer's handler does nothing but call done()."""
+
+
+def fail_first_try(data: dict) -> None:
+    """The retried jobs' job: it fails its first try and does nothing on its second, as
+    the peer's handler. RQ counts a job's retries down as it runs them again: on the
+    first try of a job of 2 attempts, 1 is left."""
+    if get_current_job().retries_left:
+        raise RuntimeError("The first try fails")
 
 
 def job_data(n: int) -> dict:
@@ -61,6 +76,28 @@ def end_to_end(count: int) -> float:
     return time.perf_counter() - start
 
 
+def enqueue_delayed(count: int) -> dict:
+    """Queue the jobs at once, each delayed by DELAY_SECONDS; when they are due, by the
+    wall clock (the jobs' start dates are compared with it): a second after the call."""
+    jobs, called = creator(), time.time()
+    start = time.perf_counter()
+    jobs.create_many(JOB_FUNCTION, [job_data(n) for n in range(count)], delay=DELAY_SECONDS)
+    return {"seconds": time.perf_counter() - start, "due": called + DELAY_SECONDS}
+
+
+def retried_end_to_end(count: int) -> float:
+    """Queue jobs that fail their first try (Kue's attempts: 2, no backoff), and wait for
+    every one's completed event."""
+    completed = []
+    jobs = creator()
+    jobs.handlers["completed"] = completed.append
+    start = time.perf_counter()
+    jobs.create_many(RETRIED_FUNCTION, [job_data(n) for n in range(count)], attempts=2)
+    jobs.wait()
+    assert len(completed) == count
+    return time.perf_counter() - start
+
+
 def processor(concurrency: int) -> None:
     work([QUEUE], create_client(decode_responses=False), workers=concurrency)
 
@@ -70,9 +107,11 @@ if __name__ == "__main__":
     if workload == "processor":
         processor(number)
     else:
-        seconds = {
+        measured = {
             "enqueue_serial": enqueue_serial,
             "enqueue_burst": enqueue_burst,
             "end_to_end": end_to_end,
+            "enqueue_delayed": enqueue_delayed,
+            "retried_end_to_end": retried_end_to_end,
         }[workload](number)
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps(measured if isinstance(measured, dict) else {"seconds": measured}))

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def report(options: argparse.Namespace, bench: Bench, rows: list[dict], seconds:
         "peers": bench.peer.versions if bench.peer else None,
         "redis": bench.redis_settings,
         "seconds": seconds,
-        # The job workloads, the HTTP reads and the Redis floor: throughput, more is better.
-        "rows": [row for row in rows if row["section"] in ("jobs", "http", "redis")],
+        # The job workloads, Kue's job options, the HTTP reads and the Redis floor:
+        # throughput, more is better (but the delayed jobs' lateness, in ms).
+        "rows": [row for row in rows if row["section"] in ("jobs", "job_options", "http", "redis")],
         # The write routes: throughput, and what each run's check found.
         "write_rows": [row for row in rows if row["section"] == "writes"],
         # Redis memory per finished job: less is better.
@@ -112,6 +114,10 @@ def print_table(report: dict, rows: list[dict]) -> None:
             print(f"{'  jobs still queued as wrk ended':40s} {port['backlog']:>12,} {theirs:>12s}")
         if row["section"] == "memory":
             print("  less is better; used_memory from an empty server to the queue drained")
+        if "median_late_ms" in port:
+            print_lateness(row)
+        if "method" in row:
+            print(textwrap.fill(row["method"], 100, initial_indent="  ", subsequent_indent="  "))
         if "vs_plain" in row:
             cost = row["vs_plain"]
             print(f"  WAIT's cost: {cost['ratio']:.2f}x the req/s of redis://", end="")
@@ -120,6 +126,16 @@ def print_table(report: dict, rows: list[dict]) -> None:
             if row[stack] and "checks" in row[stack]:
                 print(f"  {'this port' if stack == 'port' else 'JS original'}: ", end="")
                 print(describe_checks(row["workload"], row[stack]["checks"]))
+
+
+def print_lateness(row: dict) -> None:
+    """The delayed jobs' row's other figures: the median job's and the first's lateness."""
+    ours, theirs = (lateness(row[stack]) for stack in ("port", "bullmq"))
+    print(f"{'  median / first job late by, ms':40s} {ours:>12s} {'-':>12s} {'':>7s} {theirs:>10s}")
+
+
+def lateness(figures: dict | None) -> str:
+    return f"{figures['median_late_ms']:,.0f} / {figures['first_late_ms']:,.0f}" if figures else "-"
 
 
 def print_failover(measured: dict) -> None:

@@ -35,7 +35,7 @@ from bench.processes import PROJECT
 from harness.redis_server import RedisServer, find_redis_server
 
 # The sections, in the table's order, each measured by bench/sections/<name>.py.
-ORDER = ["jobs", "memory", "http", "writes", "sentinel", "redis"]
+ORDER = ["jobs", "job_options", "memory", "http", "writes", "sentinel", "redis"]
 SECTIONS: dict[str, Callable[[Bench], list[dict]]] = {
     name: import_module(f"bench.sections.{name}").rows for name in ORDER
 }
@@ -74,6 +74,9 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument(
         "--memory-jobs", type=int, help="jobs of the memory row (4 times --jobs: 20000)"
     )
+    parser.add_argument(
+        "--retried-jobs", type=int, help="jobs of the retried row (2/5 of --jobs: 2000)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs a figure, the median (3)")
     parser.add_argument("--seconds", type=int, default=5, help="seconds an HTTP run (5)")
     parser.add_argument("--connections", type=int, default=32, help="HTTP connections (32)")
@@ -94,6 +97,9 @@ def parse_options() -> argparse.Namespace:
             f"--only: no section {', '.join(sorted(unknown))} (sections: {SECTIONS_OPTION})"
         )
     options.memory_jobs = options.memory_jobs or 4 * options.jobs
+    # Fewer than --jobs: each try of the port's retried jobs goes through RQ's own worker
+    # code, several times slower than the fast path (docs/performance.md).
+    options.retried_jobs = options.retried_jobs or max(1, 2 * options.jobs // 5)
     if options.peer and shutil.which("node") is None:
         print("node is not installed here: the JS peers are skipped.")
         options.peer = False

@@ -34,6 +34,13 @@ class Side:
             times = [(self.seconds(start), self.seconds(end)) for start, end in pipe.execute()]
         return max(end for _, end in times) - min(start for start, _ in times)
 
+    def starts(self, client: redis.Redis, count: int) -> list[float]:
+        """When each job (ids 1 to count) last started, in seconds since the epoch."""
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in range(1, count + 1):
+                pipe.hget(self.job_key.format(job_id), self.start)
+            return [self.seconds(start) for start in pipe.execute()]
+
     def seconds(self, stored: bytes) -> float:
         raise NotImplementedError
 

@@ -27,6 +27,8 @@ WORKLOADS = [
     "processing, 1 at a time",
     "processing, 2 at a time",
     "end to end, 2 at a time",
+    "delayed 1 s, 2 at a time: last late by",
+    "retried once, end to end, 2 at a time",
     "GET /list_products/1",
     "GET /available_seats",
     "Redis GET, no pipelining",
@@ -54,12 +56,22 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     report = json.loads(out.read_text())
     assert [row["workload"] for row in report["rows"]] == WORKLOADS
     assert all(row["port"]["value"] > 0 for row in report["rows"])
-    with_peer = report["rows"][:7]
+    # Kue and Express beside the job rows and the HTTP reads; BullMQ beside the job rows
+    # and those of Kue's job options (Kue not measured there).
+    with_peer = [row for row in report["rows"] if row["section"] in ("jobs", "http")]
+    with_bullmq = [row for row in report["rows"] if row["section"] in ("jobs", "job_options")]
     if shutil.which("node"):
         assert all(row["peer"]["value"] > 0 for row in with_peer)
+        assert all(row["bullmq"]["value"] > 0 for row in with_bullmq)
     else:
         assert "node is not installed here" in result.stdout
     assert "this port  JS original   ratio" in result.stdout
+    # The delayed jobs' row: how late the last, the median and the first job started, and
+    # how both rows of Kue's job options are measured.
+    delayed = report["rows"][5]["port"]
+    assert delayed["value"] >= delayed["median_late_ms"] >= delayed["first_late_ms"]
+    assert "median / first job late by, ms" in result.stdout
+    assert all(row["method"] for row in report["rows"] if row["section"] == "job_options")
     assert report["machine"]["cores"] > 0
     # Sentinel: the write routes on both URLs, checked as they ran; one failover, with
     # every failed request a JSON 503 and nothing confirmed lost.

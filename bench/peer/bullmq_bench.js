@@ -5,7 +5,12 @@
 //   node bullmq_bench.js <redis port> <db> processor <c>        a Worker of concurrency c
 //   node bullmq_bench.js <redis port> <db> end_to_end <n>       addBulk, then QueueEvents hears
 //                                                               n 'completed'
-// A creator prints {"seconds": ...}; a processor prints "ready", then works until SIGTERM.
+//   node bullmq_bench.js <redis port> <db> enqueue_delayed <n>  addBulk, each {delay: 1000}
+//   node bullmq_bench.js <redis port> <db> retried_end_to_end <n>  addBulk of jobs that fail
+//                                                               their first try ({attempts: 2}),
+//                                                               then QueueEvents hears n 'completed'
+// A creator prints {"seconds": ...} (enqueue_delayed adds "due", when its jobs are due, in
+// seconds since the epoch); a processor prints "ready", then works until SIGTERM.
 // BULLMQ_EVENTS_MAXLEN, if set, replaces the events stream's length (see EVENTS_MAXLEN).
 'use strict';
 const { Queue, QueueEvents, Worker } = require('bullmq');
@@ -23,8 +28,13 @@ const QUEUE = 'bench';
 // ~10,000 by default: a listener that falls behind loses 'completed' events (measured:
 // 11-122 of 5,000 lost in 4 of 5 runs). Long enough for the end-to-end run to lose none.
 const EVENTS_MAXLEN = Number(process.env.BULLMQ_EVENTS_MAXLEN || 100000);
+const DELAY_MS = 1000;
+// The retried jobs' name: the processor fails their first try (bench/jobs.py's job of the
+// same name does so on the port).
+const FAIL_FIRST_TRY = 'fail_first_try';
 const data = (n) => ({ phoneNumber: '4153518780', message: `This is the code ${n}` });
-const jobs = (n) => Array.from({ length: n }, (_, i) => ({ name: QUEUE, data: data(i) }));
+const jobs = (n, name = QUEUE, opts = undefined) =>
+  Array.from({ length: n }, (_, i) => ({ name, data: data(i), opts }));
 
 async function openQueue() {
   const queue = new Queue(QUEUE, { connection, streams: { events: { maxLen: EVENTS_MAXLEN } } });
@@ -33,8 +43,11 @@ async function openQueue() {
 }
 
 function done(start, ...open) {
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log(JSON.stringify({ seconds }));
+  finish({ seconds: Number(process.hrtime.bigint() - start) / 1e9 }, ...open);
+}
+
+function finish(measured, ...open) {
+  console.log(JSON.stringify(measured));
   Promise.all(open.map((each) => each.close())).then(() => process.exit(0));
 }
 
@@ -52,8 +65,14 @@ async function enqueueBurst(n) {
   done(start, queue);
 }
 
+// Does nothing, but for a retried job's first try, which fails (BullMQ counts a job's
+// attempts as they end: 0 made on the first).
+async function handle(job) {
+  if (job.name === FAIL_FIRST_TRY && job.attemptsMade === 0) throw new Error('The first try fails');
+}
+
 async function processor(concurrency) {
-  const worker = new Worker(QUEUE, async () => {}, { connection, concurrency });
+  const worker = new Worker(QUEUE, handle, { connection, concurrency });
   await worker.waitUntilReady();
   console.log('ready');
   process.on('SIGTERM', () => worker.close().then(() => process.exit(0)));
@@ -74,11 +93,37 @@ async function endToEnd(n) {
   await queue.addBulk(jobs(n));
 }
 
+// Due a second after the call, by the wall clock (the harness compares the jobs' start
+// dates with it).
+async function enqueueDelayed(n) {
+  const queue = await openQueue();
+  const called = Date.now();
+  const start = process.hrtime.bigint();
+  await queue.addBulk(jobs(n, QUEUE, { delay: DELAY_MS }));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  finish({ seconds, due: (called + DELAY_MS) / 1000 }, queue);
+}
+
+async function retriedEndToEnd(n) {
+  const queue = await openQueue();
+  const events = new QueueEvents(QUEUE, { connection, lastEventId: '0-0' });
+  await events.waitUntilReady();
+  let completed = 0;
+  const start = process.hrtime.bigint();
+  events.on('completed', () => {
+    completed += 1;
+    if (completed === n) done(start, events, queue);
+  });
+  await queue.addBulk(jobs(n, FAIL_FIRST_TRY, { attempts: 2 }));
+}
+
 const workloads = {
   enqueue_serial: enqueueSerial,
   enqueue_burst: enqueueBurst,
   processor,
   end_to_end: endToEnd,
+  enqueue_delayed: enqueueDelayed,
+  retried_end_to_end: retriedEndToEnd,
 };
 workloads[workload](count).catch((error) => {
   console.error(error);
