@@ -252,13 +252,13 @@ def _create_jobs(
     `created` event."""
     if not datas:
         return [], None
+    run_at = time.time() + options.delay if options.delay else None  # from the call, as Kue's
     level = queue
     if options.priority:
         name = priority_queue_name(queue.name, options.priority)
         level = Queue(name, connection=queue.connection, serializer=queue.serializer)
     template = _template(level, func, job_timeout, options)
     jobs, hashes = zip(*(_build(template, level, data) for data in datas), strict=True)
-    run_at = time.time() + options.delay if options.delay else None
     try:
         first_event = enqueue(
             level,
