@@ -8,7 +8,7 @@
 -- `limit` at most). A job moved by another promoter meanwhile is left alone: in one
 -- script, a job is promoted once. A rate-limited job is left to RQ's scheduler.
 -- enqueued_at: now, as RQ writes dates. job_key: RQ's job key, a format string.
--- Returns the ids promoted.
+-- Returns the ids promoted, and when the next job left is due ('' for none).
 
 local ids
 if job_id ~= '' then
@@ -35,4 +35,5 @@ for _, id in ipairs(ids) do
   end
 end
 if #promoted > 0 then redis.call('SADD', queues, queue) end
-return promoted
+local next_due = redis.call('ZRANGE', scheduled, 0, 0, 'WITHSCORES')[2] or ''
+return {promoted, next_due}

@@ -30,9 +30,10 @@ PROMOTE_EVERY_SECONDS = 0.2
 PROMOTE_AT_MOST = 1000  # jobs per queue and call: a call blocks Redis while it runs
 
 
-def promote_due(queue: Queue, job_id: str = "") -> list[str]:
+def promote_due(queue: Queue, job_id: str = "") -> tuple[list[str], float | None]:
     """Move the due jobs of the queue's scheduled registry to the queue (or the one
-    `job_id` names, due or not); the ids moved."""
+    `job_id` names, due or not); the ids moved, and when the next one is due (seconds
+    since the epoch; None: none waits)."""
     keys = {
         "scheduled": queue.scheduled_job_registry.key,
         "queue": queue.key,
@@ -44,20 +45,22 @@ def promote_due(queue: Queue, job_id: str = "") -> list[str]:
     args |= {"limit": PROMOTE_AT_MOST}
     args |= {"job_key": rq_key_formats(queue.job_class)["job_key"]}
     args |= {"events_kept": EVENTS_KEPT, "job_id": job_id}
-    return [value.decode() for value in PROMOTE.run(queue.connection, keys, args)]
+    promoted, next_due = PROMOTE.run(queue.connection, keys, args)
+    return [value.decode() for value in promoted], float(next_due) if next_due else None
 
 
 def promote_job(job: Job) -> bool:
     """Queue a delayed job now, as BullMQ's `job.promote()`; False if it is not waiting
     (promoted already, or not delayed)."""
     queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
-    return bool(promote_due(queue, job.id))
+    return bool(promote_due(queue, job.id)[0])
 
 
 class Promoter:
-    """A thread that promotes the due jobs of some queues every PROMOTE_EVERY_SECONDS,
-    until stopped; `queues` is asked for them each time (a worker's priority levels
-    change as jobs are created)."""
+    """A thread that promotes the due jobs of some queues, until stopped: when the next
+    one is due, and at least every PROMOTE_EVERY_SECONDS (for jobs created meanwhile);
+    `queues` is asked for them each time (a worker's priority levels change as jobs are
+    created)."""
 
     def __init__(self, queues: Callable[[], list[Queue]], name: str) -> None:
         self._queues = queues
@@ -71,10 +74,14 @@ class Promoter:
             self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stopped.wait(PROMOTE_EVERY_SECONDS):
+        wait = PROMOTE_EVERY_SECONDS
+        while not self._stopped.wait(wait):
+            wait = PROMOTE_EVERY_SECONDS
             try:
                 for queue in self._queues():
-                    promote_due(queue)
+                    _, next_due = promote_due(queue)
+                    if next_due is not None:
+                        wait = min(wait, max(next_due - time.time(), 0.001))
             except UNREACHABLE:  # the worker says so; the next round may get through
                 pass
             except redis.RedisError:
