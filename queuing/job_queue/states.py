@@ -60,6 +60,7 @@ _NUMBER = re.compile(r"[0-9]+")
 # registry whose entries RQ's cleanup drops once their score (expiry) is past; ("started",
 # key) the same, its entries `<job id>:<execution id>`; ("all", key) a registry kept whole.
 Place = tuple[str, str]
+EXPIRING = ("live", "started")
 
 
 def _places(connection: redis.Redis, queue_name: str) -> dict[str, list[Place]]:
@@ -73,6 +74,17 @@ def _places(connection: redis.Redis, queue_name: str) -> dict[str, list[Place]]:
         "failed": [("live", key(FailedJobRegistry)), ("all", key(CanceledJobRegistry))],
         "delayed": [("all", key(ScheduledJobRegistry)), ("all", key(DeferredJobRegistry))],
     }
+
+
+def _places_of(
+    connection: redis.Redis, queues: list[str], states: Iterable[str]
+) -> list[tuple[str, Place]]:
+    """Where the jobs of `states` are in `queues`: (state, place) pairs."""
+    places = []
+    for name in queues:
+        of_queue = _places(connection, name)
+        places += [(state, place) for state in states for place in of_queue[state]]
+    return places
 
 
 # ------------------------------------------------------------------ ranges
@@ -128,9 +140,7 @@ def _check(value: str, known: tuple[str, ...], what: str) -> None:
 
 def _ids(connection: redis.Redis, queues: list[str], states: Iterable[str]) -> set[str]:
     _fail_abandoned_jobs(connection, queues)
-    places = [
-        place for name in queues for state in states for place in _places(connection, name)[state]
-    ]
+    places = [place for _, place in _places_of(connection, queues, states)]
     now = current_timestamp()
     with connection.pipeline(transaction=False) as pipe:
         for kind, key in places:
@@ -144,7 +154,7 @@ def _ids(connection: redis.Redis, queues: list[str], states: Iterable[str]) -> s
         if kind == "list":
             ids.update(entry.decode() for entry in reply)
             continue
-        live = [entry for entry, score in reply if kind == "all" or not 0 <= score <= now]
+        live = [entry for entry, score in reply if kind not in EXPIRING or not 0 <= score <= now]
         if kind == "started":
             ids.update(StartedJobRegistry.parse_job_id(entry) for entry in live)
         else:
@@ -205,12 +215,7 @@ def delayed_count(queue: Queue) -> int:
 
 def _counts(connection: redis.Redis, queues: list[str]) -> dict[str, int]:
     _fail_abandoned_jobs(connection, queues)
-    places = [
-        (state, place)
-        for name in queues
-        for state, state_places in _places(connection, name).items()
-        for place in state_places
-    ]
+    places = _places_of(connection, queues, STATES)
     now = current_timestamp()
     with connection.pipeline(transaction=False) as pipe:
         for _, (kind, key) in places:
@@ -218,12 +223,12 @@ def _counts(connection: redis.Redis, queues: list[str]) -> dict[str, int]:
                 pipe.llen(key)
             else:
                 pipe.zcard(key)
-            if kind in ("live", "started"):  # what RQ's cleanup drops: expiry from 0 to now
+            if kind in EXPIRING:  # what RQ's cleanup drops: expiry from 0 to now
                 pipe.zcount(key, 0, now)
         replies = iter(pipe.execute())
     counts = dict.fromkeys(STATES, 0)
     for state, (kind, _) in places:
-        counts[state] += next(replies) - (next(replies) if kind in ("live", "started") else 0)
+        counts[state] += next(replies) - (next(replies) if kind in EXPIRING else 0)
     return counts
 
 
@@ -243,7 +248,7 @@ def _fail_abandoned_jobs(connection: redis.Redis, queues: list[str]) -> None:
 def work_time(connection: redis.Redis) -> int:
     """Kue's workTime, in ms, as RQ can tell it: the time the workers registered now
     (`rq info`'s) spent running jobs, their total_working_time added up. A worker that
-    stopped takes its share with it (RQ forgets a worker a minute after it stops), where
-    Kue counted every job's time since its queue began."""
+    stops takes its share with it (RQ drops it from its set of workers), where Kue
+    counted every job's time since its queue began."""
     seconds = sum(worker.total_working_time for worker in Worker.all(connection=connection))
     return round(seconds * 1000)
