@@ -4,14 +4,17 @@
 
 It shows every queue with its jobs by state (queued, started, finished, failed...),
 each job with its data, error and meta, where job_queue keeps its progress
-(`{"progress": 50}`), and the workers.
+(`{"progress": 50}`), and the workers. Beside it, under /kue, Kue's JSON API
+(queuing/kue_api.py): http://127.0.0.1:9181/kue/stats, /kue/job/<id>, POST /kue/job...
 
 The dashboard can delete and requeue jobs, so it is safe by default:
 - it listens on 127.0.0.1 (DASHBOARD_HOST, DASHBOARD_PORT change that: 9181 by
   default), and on any other address only with credentials;
 - with RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD set, every page asks for them
-  (HTTP basic auth): wrong or none get 401 and change nothing;
-- 100_seat.py serves it under /rq, and only when those credentials are set.
+  (HTTP basic auth), and so does Kue's JSON API: wrong or none get 401 and change
+  nothing;
+- 100_seat.py serves both under /rq (the API under /rq/kue), and only when those
+  credentials are set.
 """
 
 import contextlib
@@ -26,7 +29,8 @@ import redis
 from flask import Flask, Response, current_app, request
 from rq_dashboard.web import blueprint, push_rq_connection, setup_rq_connection
 
-from queuing.redis_connection import redis_url, run
+from queuing.kue_api import kue_blueprint
+from queuing.redis_connection import create_client, redis_url, run
 from queuing.web_app import json_response, port_from_environment
 
 CREDENTIALS = ("RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
@@ -46,20 +50,25 @@ def add_dashboard(
     required: tuple[str, str] | None,
     client: redis.Redis | None = None,
 ) -> None:
-    """Serve the dashboard under `prefix`, behind basic auth when credentials are
-    `required`: on `client` (bytes replies, as RQ's) if given, else on REDIS_URL's Redis."""
+    """Serve the dashboard under `prefix` and Kue's JSON API under `<prefix>/kue`, behind
+    basic auth when credentials are `required`: on `client` (bytes replies, as RQ's) if
+    given, else on REDIS_URL's Redis."""
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url()
     setup_rq_connection(app)
     app.register_blueprint(blueprint, url_prefix=prefix)
+    # No route of the dashboard's begins with /kue (tests/test_kue_api.py checks).
+    kue = kue_blueprint(client or create_client(decode_responses=False))
+    app.register_blueprint(kue, url_prefix=f"{prefix}/kue")
     if client is not None:
         _use_client(app, client)
     if required is None:
         return
+    guarded = (blueprint.name, kue.name)
 
     @app.before_request
     def ask_for_credentials() -> Response | None:
-        # Before any of the dashboard's own views: nothing runs, nothing changes.
-        if request.blueprint != blueprint.name or _match(request.authorization, required):
+        # Before any of their own views: nothing runs, nothing changes.
+        if request.blueprint not in guarded or _match(request.authorization, required):
             return None
         return json_response(
             {"status": "Unauthorized"}, 401, {"WWW-Authenticate": 'Basic realm="RQ dashboard"'}
