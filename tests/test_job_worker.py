@@ -18,6 +18,7 @@ from rq import Callback, Queue, SimpleWorker, Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
+from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
@@ -163,6 +164,16 @@ def test_with_the_default_exception_handler_disabled_a_failed_job_is_not_recorde
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert job.id not in FailedJobRegistry("q", connection=connection)
     assert job.latest_result() is None
+
+
+def test_a_job_is_read_with_the_worker_s_serializer_as_in_rq(connection):
+    """RQ's dequeue reads a job with the worker's serializer, whatever its queue
+    object's: RQ's worker pool builds its workers' queues with the default one."""
+    job = Queue("q", connection=connection, serializer=JSONSerializer).enqueue(RETURNS, {})
+    queue = Queue("q", connection=connection)
+    JobWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert job.latest_result().return_value == "done"
 
 
 def test_a_job_rq_runs_for_a_worker_of_several_queues_is_not_left_in_between(connection):

@@ -240,6 +240,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             success_callbacks=callback_names(ON_SUCCESS),
             failure_callbacks=callback_names(ON_FAILURE),
             job_class=self.job_class,
+            serializer=self.serializer,
         )
 
     def _may_take_fast_path(self) -> bool:
