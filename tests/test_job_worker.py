@@ -4,6 +4,7 @@ the heartbeat of a long job, errors in the loop, signals, the logs. RQ's own wor
 tests check the rest (conformance/rq_suite.py)."""
 
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -358,6 +359,35 @@ def test_a_stop_request_ends_the_wait_of_a_suspended_worker(connection):
     finally:
         resume(connection)
     assert not rq_compat.stop_requested(worker)  # as RQ: a stop while idle sets no flag
+
+
+def test_a_stop_signal_ends_an_idle_worker_s_wait_at_once_as_in_rq(connection):
+    """RQ's handler raises StopRequested into an idle worker's wait (RQ's WorkerPool
+    tests see its worker gone within 0.75 s of a `shutdown` command, which is a SIGINT).
+    The wait here would last an hour: if the signal does not end it, a job queued later
+    ends it, and is taken."""
+    queue = Queue("q", connection=connection)
+    worker = JobWorker([queue], connection=connection)
+    worker.WAIT_SECONDS = 3600
+    stopped = threading.Event()
+
+    def blocked() -> bool:
+        return any(client["cmd"] == "blmove" for client in connection.client_list())
+
+    def signal_once_waiting() -> None:
+        wait_until(blocked, what="the worker blocked in its wait")
+        os.kill(os.getpid(), signal.SIGTERM)  # to the process: its main thread, blocked
+        if not stopped.wait(30):
+            queue.enqueue(RETURNS, {})
+
+    thread = threading.Thread(target=signal_once_waiting, daemon=True)
+    thread.start()
+    try:
+        assert worker.work() is False  # no job taken
+    finally:
+        stopped.set()
+        thread.join()
+    assert Worker.all(connection=connection) == []
 
 
 def rq_worker(redis_url: str, queue: str) -> Script:
