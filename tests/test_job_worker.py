@@ -4,6 +4,7 @@ the heartbeat of a long job, errors in the loop, signals, the logs. RQ's own wor
 tests check the rest (conformance/rq_suite.py)."""
 
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from rq import Callback, Queue, SimpleWorker, Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
+from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
@@ -163,6 +165,16 @@ def test_with_the_default_exception_handler_disabled_a_failed_job_is_not_recorde
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert job.id not in FailedJobRegistry("q", connection=connection)
     assert job.latest_result() is None
+
+
+def test_a_job_is_read_with_the_worker_s_serializer_as_in_rq(connection):
+    """RQ's dequeue reads a job with the worker's serializer, whatever its queue
+    object's: RQ's worker pool builds its workers' queues with the default one."""
+    job = Queue("q", connection=connection, serializer=JSONSerializer).enqueue(RETURNS, {})
+    queue = Queue("q", connection=connection)
+    JobWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert job.latest_result().return_value == "done"
 
 
 def test_a_job_rq_runs_for_a_worker_of_several_queues_is_not_left_in_between(connection):
@@ -347,6 +359,35 @@ def test_a_stop_request_ends_the_wait_of_a_suspended_worker(connection):
     finally:
         resume(connection)
     assert not rq_compat.stop_requested(worker)  # as RQ: a stop while idle sets no flag
+
+
+def test_a_stop_signal_ends_an_idle_worker_s_wait_at_once_as_in_rq(connection):
+    """RQ's handler raises StopRequested into an idle worker's wait (RQ's WorkerPool
+    tests see its worker gone within 0.75 s of a `shutdown` command, which is a SIGINT).
+    The wait here would last an hour: if the signal does not end it, a job queued later
+    ends it, and is taken."""
+    queue = Queue("q", connection=connection)
+    worker = JobWorker([queue], connection=connection)
+    worker.WAIT_SECONDS = 3600
+    stopped = threading.Event()
+
+    def blocked() -> bool:
+        return any(client["cmd"] == "blmove" for client in connection.client_list())
+
+    def signal_once_waiting() -> None:
+        wait_until(blocked, what="the worker blocked in its wait")
+        os.kill(os.getpid(), signal.SIGTERM)  # to the process: its main thread, blocked
+        if not stopped.wait(30):
+            queue.enqueue(RETURNS, {})
+
+    thread = threading.Thread(target=signal_once_waiting, daemon=True)
+    thread.start()
+    try:
+        assert worker.work() is False  # no job taken
+    finally:
+        stopped.set()
+        thread.join()
+    assert Worker.all(connection=connection) == []
 
 
 def rq_worker(redis_url: str, queue: str) -> Script:

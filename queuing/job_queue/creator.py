@@ -62,7 +62,7 @@ EVENTS = {
     "removed": ("remove", ()),
 }
 HANDLER_OF = {stream_name: handler for handler, (stream_name, _) in EVENTS.items()}
-END_EVENTS = ("completed", "failed")
+END_EVENTS = ("completed", "failed", "remove")  # a removed job will not end otherwise
 
 
 def handler_arguments(event: dict[str, str]) -> list[Any]:

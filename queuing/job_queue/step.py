@@ -150,6 +150,8 @@ class StepSettings:
     success_callbacks: tuple[str, ...]
     failure_callbacks: tuple[str, ...]
     job_class: type[Job] = Job  # the worker's: its keys are the ones the step writes
+    # The worker's: RQ reads a job it takes with it, whatever the queue's (dequeue_any).
+    serializer: Any = None
 
 
 class JobSteps:
@@ -238,7 +240,7 @@ class JobSteps:
         job = RestoredJob(
             reply[1].decode(),
             connection=self.connection,
-            serializer=rq_serializer(queue.serializer),
+            serializer=rq_serializer(self.settings.serializer),
         )
         flat = reply[2]
         job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))

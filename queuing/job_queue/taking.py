@@ -2,10 +2,12 @@
 next job in one round trip (step.py); RQ's dequeue rules around it."""
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.logutils import blue, green
 
 from queuing import rq_compat
@@ -82,7 +84,8 @@ class TakesJobs:
     def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
         """Block on the queues for a while, as RQ's worker does, then take what came.
         Paused queues are left out (control.py): popped, their job would only be put
-        back, again and again."""
+        back, again and again. A stop signal meanwhile ends the wait at once
+        (JobWorker.request_stop)."""
         queues = rq_compat.ordered_queues(self)
         paused = paused_queues(self.connection, queues)
         if paused:
@@ -90,7 +93,15 @@ class TakesJobs:
             if not queues:
                 sleep_unless(lambda: self.stop_requested, self.WAIT_SECONDS)
                 return None, rq_compat.ordered_queues(self)[0]
-        found = wait_for_job_id(queues, self.WAIT_SECONDS, self.connection)
+        self._blocked_in = threading.get_ident()
+        try:
+            if self.stop_requested:  # asked before the wait began
+                return None, queues[0]
+            found = wait_for_job_id(queues, self.WAIT_SECONDS, self.connection)
+        except StopRequested:
+            return None, queues[0]
+        finally:
+            self._blocked_in = None
         if found is None:
             return None, queues[0]
         queue, job_id = found

@@ -59,6 +59,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         # the heartbeat thread; None between jobs.
         self._in_hand: tuple[Job, str] | None = None
         self._signals_to_restore: dict[int, Any] = {}
+        # The thread blocked waiting for a job (taking._wait_for_job), None when none is.
+        self._blocked_in: int | None = None
         self._stop_date_unsaved = False
         # The queues it was given; their priority levels join them as jobs get them.
         self._given_queue_names = [queue.name for queue in self.queues]
@@ -78,12 +80,14 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
 
     def request_stop(self, signum: int = 0, frame: Any = None) -> None:
         """Stop once the job in hand, if any, has ended (checked between jobs, and at
-        least once a second while waiting for one). A flag, never an exception: raised
-        inside redis-py, one could pass for a lost connection.
+        least once a second while waiting for one). A flag: an exception raised in the
+        middle of a step would lose what it was writing or taking.
 
         On a signal (RQ's handlers, which work() installs where the process has none of
-        its own), what RQ's request_stop does besides: the date is kept, and another
-        signal more than a second later stops at once (RQ's request_force_stop)."""
+        its own), what RQ's request_stop does besides: the date is kept, another signal
+        more than a second later stops at once (RQ's request_force_stop), and a worker
+        blocked waiting for a job stops at once, as RQ's _shutdown raises StopRequested
+        into its wait (redis-py drops the connection and passes the exception on)."""
         self.stop_requested = True
         busy = self._in_hand is not None
         if busy:  # RQ's flag, which RQ sets only then (_shutdown)
@@ -96,6 +100,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             signal.signal(signal.SIGINT, self.request_force_stop)
             signal.signal(signal.SIGTERM, self.request_force_stop)
             self.handle_warm_shutdown_request()
+            if self._blocked_in == threading.get_ident():
+                raise StopRequested
 
     def work(
         self,
@@ -253,6 +259,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             success_callbacks=callback_names(ON_SUCCESS),
             failure_callbacks=callback_names(ON_FAILURE),
             job_class=self.job_class,
+            serializer=self.serializer,
         )
 
     def _may_take_fast_path(self) -> bool:
