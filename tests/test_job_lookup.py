@@ -315,14 +315,9 @@ def test_a_running_job_removed_runs_to_its_end_and_stays_removed(connection):
     assert keys_of(connection, job.id) == []  # no hash, no result, no execution
     assert connection.zcard(f"rq:finished:{TYPE}") == connection.zcard(f"rq:wip:{TYPE}") == 0
     # Its end is told to no one: the stream's last word on it is its removal.
-    assert [event["event"] for event in events(connection)] == ["created", "remove"]
+    assert [event["event"] for event in events(connection)] == ["created", "start", "remove"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events._save_meta_and_tell writes a removed job's meta back (HSET on a hash that "
-    "is gone): report_progress or log_line after the removal leave a hash of its meta alone",
-)
 def test_a_running_job_removed_that_reports_progress_after_stays_removed(connection):
     job = create_job_of_type(connection, TYPE, {"do": "remove itself, then report"})
     work(connection)
@@ -337,7 +332,7 @@ def test_a_running_job_removed_that_rq_s_own_code_ends_comes_back_finished(conne
     assert seen == {"before": "active", "removed": True}
     shown = get_job(connection, job.id)
     assert (shown["state"], shown["options"]) == ("complete", {})  # its meta not saved again
-    assert [event["event"] for event in events(connection)] == ["created", "remove"]
+    assert [event["event"] for event in events(connection)] == ["created", "start", "remove"]
 
 
 # ------------------------------------------------------------------ ranges

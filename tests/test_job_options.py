@@ -22,6 +22,7 @@ from queuing.job_queue import (
     promote_job,
     resume_queue,
 )
+from queuing.job_queue.lookup import remove_job
 from tests import held_jobs
 from tests.option_jobs import RUNS_KEY, tries_key
 
@@ -469,3 +470,12 @@ def test_exponential_waits_keep_their_fractions_and_retries_are_never_early():
     options = job_options(attempts=4, backoff={"type": "exponential", "delay": 1})
     assert options.waits == (0.5, 1.5, 3.5)
     assert options.retry().intervals == [2, 3, 5]  # each rounded up, plus RQ's second
+
+
+def test_a_creator_hears_its_job_removed_and_waits_no_more(queue, connection):
+    heard = Heard()
+    creator = JobCreator(queue, **heard.handlers())
+    job = creator.create(RECORDS, {"name": "never run"}, delay=3600)
+    assert remove_job(connection, job.id) is True
+    creator.wait()  # ends: a removed job will not end otherwise
+    assert heard.of(job.id) == [("created", job.id), ("removed", job.id)]

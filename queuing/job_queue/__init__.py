@@ -35,7 +35,9 @@ Its modules, one concern each:
 - `promoting`: delayed jobs and retries promoted when due (promote.lua);
 - `control`: pause and resume a queue;
 - `queue_events`: QueueEvents, every event of a queue's jobs;
-- `types`: jobs by type (`process`, `create_job_of_type`).
+- `types`: jobs by type (`process`, `create_job_of_type`);
+- `lookup`, `states`: Kue's Job.get, job.remove, rangeByState and the queue's counts
+  (the JSON API of queuing/kue_api.py is built on them).
 Every name a script or an app uses is imported from here.
 """
 
@@ -55,10 +57,12 @@ from queuing.job_queue.events import (
     report_progress,
 )
 from queuing.job_queue.listener import QueueListener
+from queuing.job_queue.lookup import get_job, job_logs, remove_job
 from queuing.job_queue.options import PRIORITIES, BadJobOption, job_options
 from queuing.job_queue.processes import WorkerThread, work
 from queuing.job_queue.promoting import promote_job
 from queuing.job_queue.queue_events import QueueEvents
+from queuing.job_queue.states import job_counts, range_by_state, range_by_type
 from queuing.job_queue.types import create_job_of_type, process, register, run_by_type
 from queuing.job_queue.worker import JobWorker, ShutDown
 
@@ -88,15 +92,21 @@ __all__ = [
     "create_job",
     "create_job_of_type",
     "events_key",
+    "get_job",
     "is_paused",
     "job_completed",
+    "job_counts",
     "job_failed",
+    "job_logs",
     "job_options",
     "log_line",
     "pause_queue",
     "process",
     "promote_job",
+    "range_by_state",
+    "range_by_type",
     "register",
+    "remove_job",
     "report_progress",
     "resume_queue",
     "run_by_type",

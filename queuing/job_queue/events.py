@@ -84,12 +84,14 @@ def _running_job(name: str) -> Job:
     return job
 
 
+SAVE_META = LuaScript.from_file(Path(__file__).with_name("save_meta.lua"))
+
+
 def _save_meta_and_tell(job: Job, entry: dict | None) -> None:
-    with job.connection.pipeline() as pipe:
-        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))  # what job.save_meta() writes
-        if entry is not None:
-            pipe.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
-        pipe.execute()
+    keys = {"job": job.key, "events": events_key(job.origin)}
+    args = {"meta": job.serializer.dumps(job.meta), "events_kept": EVENTS_KEPT}
+    fields = [item for pair in (entry or {}).items() for item in pair]
+    SAVE_META.run(job.connection, keys, args, fields)
 
 
 def tell_started(job: Job) -> None:
