@@ -37,6 +37,13 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
+def connection(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the test's server with bytes replies, as RQ's."""
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+@pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         yield client

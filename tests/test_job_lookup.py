@@ -81,11 +81,9 @@ def look_around(job: Job) -> None:
 types.register(TYPE, email)
 
 
-@pytest.fixture
-def connection(redis_url):
+@pytest.fixture(autouse=True)
+def nothing_seen_yet():
     seen.clear()
-    with redis.Redis.from_url(redis_url) as connection:
-        yield connection
 
 
 def work(connection: redis.Redis, *queue_names: str) -> None:

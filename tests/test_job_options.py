@@ -5,7 +5,6 @@ import itertools
 from datetime import timedelta
 
 import pytest
-import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -28,12 +27,6 @@ from tests.option_jobs import RUNS_KEY, tries_key
 
 RECORDS = "tests.option_jobs.records_its_run"
 FAILS_UNTIL = "tests.option_jobs.fails_until"
-
-
-@pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
 
 
 @pytest.fixture

@@ -31,12 +31,6 @@ QUEUE = "faults"
 
 
 @pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as connection:
-        yield connection
-
-
-@pytest.fixture
 def held():
     """held_jobs, ready for a job held in this process."""
     held_jobs.reset()

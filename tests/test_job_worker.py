@@ -38,12 +38,6 @@ SLEEPS = "tests.worker_jobs.sleeps"
 HELD = "tests.held_jobs.waits_for_the_word"
 
 
-@pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as connection:
-        yield connection
-
-
 def statuses(jobs: list[Job]) -> list[str]:
     return [job.get_status(refresh=True) for job in jobs]
 

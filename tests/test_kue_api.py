@@ -59,12 +59,6 @@ def app_of(monkeypatch, redis_url: str, **credentials: str):
 
 
 @pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as connection:
-        yield connection
-
-
-@pytest.fixture
 def client(monkeypatch, redis_url):
     """The API without credentials, as `python dashboard.py` serves it on 127.0.0.1."""
     return app_of(monkeypatch, redis_url).test_client()

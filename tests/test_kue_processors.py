@@ -7,7 +7,6 @@ import os
 import signal
 
 import pytest
-import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.slow  # processors run as processes
 
 PROCESSOR = "tests/options_processor.py"
 NOT_PROCESSED = "tests.option_jobs.records_its_run"
-
-
-@pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
 
 
 def ends_heard(connection) -> tuple[JobCreator, list[tuple]]:

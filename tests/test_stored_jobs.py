@@ -10,8 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -27,12 +25,6 @@ OLD_CALLBACKS = {
 JOB_DATA = {"phoneNumber": "4153518743", "message": "This is the code 4321"}
 BLACKLISTED = "Phone number 4153518743 is blacklisted"
 PROJECT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def connection(redis_url):
-    with redis.Redis.from_url(redis_url) as connection:
-        yield connection
 
 
 def creator_hearing(queue: Queue, heard: list) -> JobCreator:
