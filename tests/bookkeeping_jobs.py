@@ -27,3 +27,11 @@ def returns_a_value(data: dict) -> dict:
 def raises(data: dict) -> None:
     record_the_state()
     raise ValueError(f"Phone number {data['phoneNumber']} is blacklisted")
+
+
+def raises_on_first_try(data: dict) -> dict:
+    """Fails its first try (of three: Retry(max=2)), succeeds on its second."""
+    record_the_state()
+    if get_current_job().retries_left == 2:
+        raise ValueError(f"Phone number {data['phoneNumber']} is busy")
+    return {"sent to": data["phoneNumber"]}
