@@ -162,6 +162,24 @@ def test_a_retried_job_s_tries_leave_what_rq_leaves(two_databases, monkeypatch, 
     assert status in ("finished", "failed")
 
 
+@pytest.mark.parametrize("worker_class", [JobWorker, SimpleWorker])
+def test_a_job_stopped_on_request_is_not_retried(redis_url, worker_class):
+    """RQ marks a job stopped by the stop-job command stopped, and never retries it;
+    so does JobWorker, though the job has retries left."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("compare", connection=connection)
+    func = "tests.bookkeeping_jobs.stopped_on_request"
+    job = queue.enqueue(func, JOB_DATA, retry=Retry(max=2), on_failure=ON_FAILURE)
+    worker = worker_class([queue], connection=connection)
+    bookkeeping_jobs.stopping_worker = worker
+    worker.work(burst=True, logging_level="WARNING")
+
+    job.refresh()
+    assert (job.get_status(), job.retries_left) == ("stopped", 2)
+    assert queue.job_ids == []
+    assert queue.failed_job_registry.get_job_ids() == [job.id]
+
+
 def work_the_due_retry(connection: redis.Redis, worker_class: type[SimpleWorker]) -> str:
     """The scheduled retry made due now and queued by RQ's scheduler, then worked."""
     queue = Queue("compare", connection=connection)
