@@ -4,6 +4,7 @@ next step to write, RQ's log lines, and the heartbeat of a job that runs long.""
 import logging
 import sys
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 from rq import Queue, Retry
@@ -116,7 +117,15 @@ class RunsJobs:
             event = "failed attempt"
             attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
             attempt = attempts - job.retries_left
-        return Outcome.retried_with(claimed, job.get_retry_interval(), event, error, attempt)
+        outcome = Outcome.retried_with(claimed, job.get_retry_interval(), event, error, attempt)
+        if job.log.isEnabledFor(logging.INFO):  # Job.retry's line
+            left = job.retries_left - 1
+            if outcome.retry == "at":
+                due = datetime.fromtimestamp(outcome.retry_at, timezone.utc)
+                job.log.info("Job %s: scheduled for retry at %s, %s remaining", job.id, due, left)
+            else:
+                job.log.info("Job %s: enqueued for retry, %s remaining", job.id, left)
+        return outcome
 
     def _retry(self, claimed: Claimed, queue: Queue, retry: Retry) -> None:
         """A job that returned rq.Retry: RQ's own handling (a plain job may return one,
