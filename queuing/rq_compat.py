@@ -77,6 +77,16 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
         "enqueued_at, default timeout, status QUEUED)",
         "job_queue queues jobs in one Lua call and must store the hash RQ would store",
     ),
+    "BaseWorker._stopped_job_id": (
+        "rq/worker/base.py: set by the stop-job command (rq/command.py) for the job in hand; "
+        "handle_job_failure marks that job STOPPED and never retries it",
+        "JobWorker retries a failed job itself (job_queue's step) unless it was stopped so",
+    ),
+    "Job._serialize_meta": (
+        "rq/job.py: the job's meta as Job.to_dict()/save() write it (an unreadable meta's "
+        "bytes written back as they were)",
+        "job_queue's step writes what RQ's job.save() writes when a failed job is retried",
+    ),
     "WorkerPool.get_worker_process(_sleep)": (
         "rq/worker_pool.py: start_worker() calls get_worker_process(name, burst=, _sleep=, "
         "logging_level=)",
@@ -111,6 +121,15 @@ def stop_requested(worker: BaseWorker) -> bool:
 def set_state_in_memory(worker: BaseWorker, state: str) -> None:
     """The state get_state() returns, written to Redis by the caller's own step."""
     worker._state = state
+
+
+def stopped_job_id(worker: BaseWorker) -> str | None:
+    """The job a stop-job command stopped, while its failure is not yet handled."""
+    return worker._stopped_job_id
+
+
+def serialized_meta(job: Job) -> bytes:
+    return job._serialize_meta()
 
 
 def set_shutdown_requested(worker: BaseWorker, date: datetime) -> None:

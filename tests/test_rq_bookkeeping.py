@@ -8,6 +8,8 @@ import pytest
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 from rq.utils import now, utcformat
 
 from queuing.job_queue import (
@@ -112,13 +114,95 @@ def test_a_job_s_life_leaves_what_rq_leaves(two_databases, func, job_options, wo
         assert Job.fetch(job_id, connection=ours).get_status() in ("finished", "failed")
 
 
+@pytest.mark.parametrize(
+    ("func", "retry"),
+    [
+        # Queued again at once: both failed tries, then the last one, failed.
+        ("tests.bookkeeping_jobs.raises", Retry(max=2)),
+        # Succeeds on its second try.
+        ("tests.bookkeeping_jobs.raises_on_first_try", Retry(max=2)),
+        # Queued again at the front of its queue.
+        ("tests.bookkeeping_jobs.raises", Retry(max=2, enqueue_at_front=True)),
+        # Scheduled 5 s later: each try in a burst of its own, moved on by RQ's scheduler.
+        ("tests.bookkeeping_jobs.raises", Retry(max=2, interval=[5])),
+        ("tests.bookkeeping_jobs.raises_on_first_try", Retry(max=2, interval=[5])),
+    ],
+)
+def test_a_retried_job_s_tries_leave_what_rq_leaves(two_databases, monkeypatch, func, retry):
+    """Each try of a job with retries (RQ's Retry, job_queue's `attempts`): the state
+    while it runs and after each burst, the events stream with its `failed attempt`s
+    included, key by key. JobWorker's step writes them: RQ's Job.retry never runs."""
+    ours, theirs = two_databases
+    job_options = {"retry": retry}
+    retried_by_rq = []
+    rq_retry = Job.retry
+    monkeypatch.setattr(Job, "retry", lambda job, *args: retried_by_rq.append(job.id))
+    job_id, our_worker = run_through_job_queue(ours, func, job_options, {})
+    assert retried_by_rq == []
+    monkeypatch.setattr(Job, "retry", rq_retry)
+    theirs.set("job_queue:ids", job_id)
+    their_worker = run_through_rq(theirs, func, job_id, job_options, {})
+    for _ in range(3):  # a scheduled retry: the next try in the next burst
+        ours_running = bookkeeping_jobs.states[: len(bookkeeping_jobs.states) // 2]
+        theirs_running = bookkeeping_jobs.states[len(bookkeeping_jobs.states) // 2 :]
+        bookkeeping_jobs.states.clear()
+        assert len(ours_running) == len(theirs_running)
+        for our_state, their_state in zip(ours_running, theirs_running, strict=True):
+            assert without_worker_facts(our_state) == without_worker_facts(their_state)
+        our_state, their_state = snapshot(ours, our_worker), snapshot(theirs, their_worker)
+        assert without_worker_facts(our_state) == without_worker_facts(their_state)
+        status = Job.fetch(job_id, connection=ours).get_status()
+        if status != "scheduled":
+            break
+        monkeypatch.setattr(Job, "retry", lambda job, *args: retried_by_rq.append(job.id))
+        our_worker = work_the_due_retry(ours, JobWorker)
+        assert retried_by_rq == []
+        monkeypatch.setattr(Job, "retry", rq_retry)
+        their_worker = work_the_due_retry(theirs, SimpleWorker)
+    assert status in ("finished", "failed")
+
+
+@pytest.mark.parametrize("worker_class", [JobWorker, SimpleWorker])
+def test_a_job_stopped_on_request_is_not_retried(redis_url, worker_class):
+    """RQ marks a job stopped by the stop-job command stopped, and never retries it;
+    so does JobWorker, though the job has retries left."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("compare", connection=connection)
+    func = "tests.bookkeeping_jobs.stopped_on_request"
+    job = queue.enqueue(func, JOB_DATA, retry=Retry(max=2), on_failure=ON_FAILURE)
+    worker = worker_class([queue], connection=connection)
+    bookkeeping_jobs.stopping_worker = worker
+    worker.work(burst=True, logging_level="WARNING")
+
+    job.refresh()
+    assert (job.get_status(), job.retries_left) == ("stopped", 2)
+    assert queue.job_ids == []
+    assert queue.failed_job_registry.get_job_ids() == [job.id]
+
+
+def work_the_due_retry(connection: redis.Redis, worker_class: type[SimpleWorker]) -> str:
+    """The scheduled retry made due now and queued by RQ's scheduler, then worked."""
+    queue = Queue("compare", connection=connection)
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        connection.zadd(registry.key, {job_id: 1})
+    scheduler = RQScheduler([queue], connection=connection)
+    scheduler.prepare_registries([queue.name])  # as it does once it holds the queue's lock
+    scheduler.enqueue_scheduled_jobs()
+    worker = worker_class([queue], connection=connection)
+    worker.work(burst=True, logging_level="WARNING")
+    return worker.name
+
+
 def without_worker_facts(state: dict) -> dict:
     """The worker's own facts (its pid, address, times) differ by nature; so does Kue's
     `start` event, which JobWorker sends and RQ's worker, with no hook for it, does not."""
-    kind, expires, fields = state[b"rq:worker:<worker>"]
-    kept = [pair for pair in fields if pair[0] not in WORKER_FIELDS_BY_NATURE]
-    state = {**state, b"rq:worker:<worker>": (kind, expires, kept)}
+    state = dict(state)
     for key, (kind, expires, entries) in state.items():
+        # The worker's, and an earlier burst's worker (a retry's tries: one a burst).
+        if key.startswith(b"rq:worker:") and kind == "hash":
+            kept = [pair for pair in entries if pair[0] not in WORKER_FIELDS_BY_NATURE]
+            state[key] = (kind, expires, kept)
         if key.startswith(b"job_queue:events:"):
             entries = [entry for entry in entries if (b"event", b"start") not in entry]
             state[key] = (kind, expires, entries)
@@ -126,7 +210,8 @@ def without_worker_facts(state: dict) -> dict:
 
 
 def test_a_job_the_fast_path_does_not_cover_runs_through_rq(redis_url):
-    """Retries, dependencies: JobWorker leaves them to RQ's own code."""
+    """Dependencies: JobWorker leaves them to RQ's own code (a retried job's tries are
+    the step's, test_a_retried_job_s_tries_leave_what_rq_leaves)."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue("compare", connection=connection)
     retried = queue.enqueue("tests.bookkeeping_jobs.raises", JOB_DATA, retry=Retry(max=2))

@@ -63,7 +63,7 @@ def test_each_private_name_is_in_rq(worker, name):
         assert parameter in inspect.signature(getattr(WorkerPool, method)).parameters
         assert f"{method}(" in called and f"{parameter}={parameter}" in called
         return
-    holder = {"BaseWorker": worker, "Queue": worker.queues[0]}[owner]
+    holder = {"BaseWorker": worker, "Queue": worker.queues[0], "Job": Job}[owner]
     assert hasattr(holder, attribute), f"RQ {rq_compat.RQ_VERSION} had {name}; this RQ has not"
 
 

@@ -9,7 +9,7 @@ jobs a second. The scripts write the very same keys and fields (those of RQ 3.0.
 which requirements.txt pins; the test tests/test_rq_bookkeeping.py compares them with
 RQ's own, key by key) in one round trip. RQ's own code still builds what it stores (the
 job's hash, a result's fields), and a job this path does not cover (dependencies,
-retries, repeats, rate limits, webhooks, callbacks other than job_queue's) goes through
+repeats, rate limits, webhooks, callbacks other than job_queue's) goes through
 RQ's worker as usual.
 
 The keys of a job the scripts take from a queue are known only inside them: they build
@@ -28,7 +28,12 @@ import redis
 from rq import Queue
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
-from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from rq.results import Result
 from rq.serializers import PickleSerializer
 from rq.utils import get_call_string, now
@@ -64,8 +69,10 @@ def rq_key_formats(job_class: type[Job] = Job) -> dict[str, str]:
         ("started_key", StartedJobRegistry),
         ("finished_key", FinishedJobRegistry),
         ("failed_key", FailedJobRegistry),
+        ("scheduled_key", ScheduledJobRegistry),  # a retried job's wait (Queue.schedule_job)
     ):
         keys[name] = (registry(_QUEUE_NAME, connection=connection).key, _QUEUE_NAME)
+    keys["queue_key"] = (Queue(_QUEUE_NAME, connection=connection).key, _QUEUE_NAME)
     return {name: _key_format(key, stand_in) for name, (key, stand_in) in keys.items()}
 
 

@@ -4,9 +4,11 @@ next step to write, RQ's log lines, and the heartbeat of a job that runs long.""
 import logging
 import sys
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 from rq import Queue, Retry
+from rq.callbacks import execute_failure_callback
 from rq.executions import Execution
 from rq.job_lifecycle import format_exc_info
 from rq.logutils import blue, green
@@ -68,8 +70,10 @@ class RunsJobs:
         except BaseException:  # as RQ's perform_job: whatever the job raised fails it
             exc_info = sys.exc_info()
             self.handle_exception(job, *exc_info)
-            event = "failed" if job.failure_callback else ""
             error = error_text(exc_info[0], exc_info[1], job)
+            if job.should_retry:
+                return self._failed_try(claimed, queue, exc_info, error)
+            event = "failed" if job.failure_callback else ""
             exc_string = format_exc_info(exc_info)
             recorded = not self.disable_default_exception_handler
             return Outcome.failed_with(claimed, self.name, exc_string, event, error, recorded)
@@ -85,6 +89,42 @@ class RunsJobs:
         outcome = Outcome.finished_with(claimed, self.name, return_value, ttl, event, result)
         if self.log.isEnabledFor(logging.INFO):
             self._log_success(outcome, return_value)
+        return outcome
+
+    def _failed_try(
+        self, claimed: Claimed, queue: Queue, exc_info: Any, error: str
+    ) -> Outcome | None:
+        """A failed job with retries left: queued again or scheduled by the next step, as
+        RQ's handle_job_failure and Job.retry do, with the `failed attempt` event that
+        job_queue's failure callback (events.job_failed) sends on RQ's path."""
+        job = claimed.job
+        if rq_compat.stopped_job_id(self) == job.id:
+            # Stopped on request: RQ marks it stopped and never retries it; its own code,
+            # in _finalize_failure's order (the callback, then the bookkeeping).
+            self.handle_execution_ended(job, queue, job.failure_callback_timeout)
+            try:
+                execute_failure_callback(job, self.death_penalty_class, *exc_info)
+            except Exception:  # a failing callback's error is the one recorded, as RQ's
+                exc_info = sys.exc_info()
+            execution = Execution(claimed.execution_id, job.id, self.connection, self.name)
+            execution.created_at = claimed.started_at
+            registry = queue.started_job_registry
+            exc_string = format_exc_info(exc_info)
+            self.handle_job_failure(job, queue, registry, exc_string, execution)
+            return None
+        event, attempt = "", 0
+        if job.failure_callback:
+            event = "failed attempt"
+            attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
+            attempt = attempts - job.retries_left
+        outcome = Outcome.retried_with(claimed, job.get_retry_interval(), event, error, attempt)
+        if job.log.isEnabledFor(logging.INFO):  # Job.retry's line
+            left = job.retries_left - 1
+            if outcome.retry == "at":
+                due = datetime.fromtimestamp(outcome.retry_at, timezone.utc)
+                job.log.info("Job %s: scheduled for retry at %s, %s remaining", job.id, due, left)
+            else:
+                job.log.info("Job %s: enqueued for retry, %s remaining", job.id, left)
         return outcome
 
     def _retry(self, claimed: Claimed, queue: Queue, retry: Retry) -> None:

@@ -1,11 +1,13 @@
 -- KEYS: worker, worker_executions, queue, intermediate, ended_events, taken_events, paused
 -- ARGV: outcome, ended_id, ended_execution, ended_origin, ended_at, ended_at_seconds
 -- ARGV: working_time, ttl, failure_ttl, record_failure, event, detail
+-- ARGV: retry, retry_at, attempt, ended_meta
 -- ARGV: take, take_id, fast_path, one_queue, heartbeat_margin, no_timeout_ttl
 -- ARGV: execution, now, started_at, default_timeout, events_kept, queue_name, worker_name
 -- ARGV: success_callbacks, failure_callbacks
 -- ARGV: job_key, dependents_key, dependencies_key, result_key, execution_key
 -- ARGV: executions_key, started_key, finished_key, failed_key
+-- ARGV: queue_key, scheduled_key, all_queues
 --
 -- A worker's step: finish its last job, if any, then take the next one from the queue.
 -- Finishing writes what RQ's handle_job_success / handle_job_failure and
@@ -28,6 +30,12 @@
 --   the worker disables that handler; event: for its creator, 'completed', 'failed', or
 --   '' (no callbacks); detail: the error of a failed one, the result (JSON, or '') of a
 --   completed one.
+--   A failed job with retries left (RQ's Retry; job_queue's `attempts`), as RQ's
+--   Job.retry writes it: retry: 'back' or 'front' to queue it again at that end of
+--   its queue, 'at' to schedule it at retry_at (whole seconds since the epoch, RQ's
+--   ScheduledJobRegistry score), '' for a job not retried; attempt: the attempts made,
+--   for its `failed attempt` event; ended_meta: its meta as RQ's job.save() writes it
+--   ('' for none).
 -- The arguments, 2. taking the next job:
 --   take: 'pop' (the next on the queue), 'id' (the one take_id names) or '' (none);
 --   fast_path: '1' to start here a job the step can do all of, '' to leave every job to
@@ -43,7 +51,8 @@
 -- The arguments, 3. RQ's keys, as RQ's classes build them (bookkeeping.rq_key_formats),
 --   each a format string of a job's id (job_key, dependents_key, dependencies_key,
 --   result_key, executions_key), of an execution's `<job id>:<id>` (execution_key)
---   or of a queue's name (started_key, finished_key, failed_key).
+--   or of a queue's name (started_key, finished_key, failed_key, queue_key,
+--   scheduled_key); all_queues: the set of RQ's queue keys (Queue.redis_queues_keys).
 -- ARGV from REST_AT on: the fields of the finished job's result, as RQ's Result stores
 -- them.
 -- INCLUDE: end_event.lua
@@ -73,9 +82,33 @@ if outcome ~= '' then
   local finished = string.format(finished_key, ended_origin)
   local executions = string.format(executions_key, ended_id)
   -- A failed job's result and failed-registry entry are what RQ's default exception
-  -- handler writes (Job._handle_failure); without it, RQ saves only the status.
-  local recorded = outcome == 'finished' or record_failure ~= ''
-  if recorded then
+  -- handler writes (Job._handle_failure); without it, RQ saves only the status. A
+  -- retried try records no failure either (handle_job_failure skips the handler).
+  local recorded = outcome == 'finished' or (record_failure ~= '' and retry == '')
+  if retry ~= '' then
+    -- Job.retry: retries_left down by one, then RQ's job.save() writes the job as it
+    -- is in memory: its status, the end of this try, and (queued again) enqueued_at and
+    -- the queue's default timeout (Queue._prepare_for_queue); the job's meta as the
+    -- worker holds it.
+    local left = redis.call('HMGET', job, 'retries_left', 'timeout', 'ttl')
+    local fields = {'last_heartbeat', ended_at, 'ended_at', ended_at,
+      'retries_left', tonumber(left[1]) - 1}
+    if retry == 'at' then
+      table.insert(fields, 'status'); table.insert(fields, 'scheduled')
+    else
+      table.insert(fields, 'status'); table.insert(fields, 'queued')
+      table.insert(fields, 'enqueued_at'); table.insert(fields, ended_at)
+      if not left[2] then table.insert(fields, 'timeout'); table.insert(fields, default_timeout) end
+    end
+    if ended_meta ~= '' then table.insert(fields, 'meta'); table.insert(fields, ended_meta) end
+    redis.call('HSET', job, unpack(fields))
+    local job_ttl = tonumber(left[3] or '')
+    if job_ttl and job_ttl > 0 then  -- Job.cleanup(ttl=job.ttl) in Queue._persist_job
+      redis.call('EXPIRE', job, job_ttl)
+      redis.call('EXPIRE', dependents_of_job, job_ttl)
+      redis.call('EXPIRE', dependencies_of_job, job_ttl)
+    end
+  elseif recorded then
     redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
   else
     redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome)
@@ -115,8 +148,22 @@ if outcome ~= '' then
     redis.call('DEL', job, dependents_of_job, dependencies_of_job, result, executions)
     if outcome == 'finished' then redis.call('ZREM', finished, ended_id) end
   end
-  if event ~= '' then append_end_event(ended_events, events_kept, ended_id, event, detail) end
-  if dependents > 0 then return {'dependents'} end
+  if retry == 'at' then  -- Queue.schedule_job
+    local queue_of_job = string.format(queue_key, ended_origin)
+    redis.call('SADD', all_queues, queue_of_job)
+    redis.call('ZADD', string.format(scheduled_key, ended_origin), retry_at, ended_id)
+  elseif retry ~= '' then  -- Queue._enqueue_job(at_front=enqueue_at_front_on_retry)
+    local queue_of_job = string.format(queue_key, ended_origin)
+    redis.call(retry == 'front' and 'LPUSH' or 'RPUSH', queue_of_job, ended_id)
+  end
+  if event == 'failed attempt' then  -- job_queue's failure callback for a retried try
+    redis.call('XADD', ended_events, 'MAXLEN', '~', events_kept, '*', 'job', ended_id,
+      'event', event, 'error', detail, 'attempt', attempt)
+  elseif event ~= '' then
+    append_end_event(ended_events, events_kept, ended_id, event, detail)
+  end
+  -- A retried job's dependents wait for its last try (handle_job_failure).
+  if dependents > 0 and retry == '' then return {'dependents'} end
 end
 
 -- 2. Take the next job: the one named, or the next on the queue.
@@ -149,7 +196,9 @@ if not f[1] then
   redis.call('LREM', intermediate, 1, id)  -- deleted meanwhile: RQ skips it too
   return {'gone'}
 end
-local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[3] and not f[4]
+-- A job with retries left (f[3]) is covered: a failed try is queued or scheduled again
+-- above, as RQ's Job.retry does.
+local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[4]
   and (f[5] or '') == '' and (f[6] or '') == '' and not f[7]
   and (f[8] == '' or one_of(f[8], success_callbacks))
   and (f[9] == '' or one_of(f[9], failure_callbacks)) and (f[10] or '') == ''

@@ -2,10 +2,11 @@
 writes when a job ends, and take the next, writing what RQ writes when a job starts;
 and the heartbeat of a job that runs long (heartbeat.lua)."""
 
+import calendar
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rq.job import Job
 from rq.results import Result
 from rq.utils import now
 
+from queuing import rq_compat
 from queuing.job_queue.bookkeeping import RestoredJob, rq_date, rq_key_formats, rq_serializer
 from queuing.redis_scripts import LuaScript
 
@@ -69,6 +71,13 @@ class Outcome:
     # A failed job's result and failed-registry entry are written (RQ's default exception
     # handler); False for a worker that disables it.
     recorded: bool = True
+    # A failed try of a job with retries left (RQ's Job.retry): 'back' or 'front' to
+    # queue it again at that end of its queue, 'at' to schedule it at retry_at (whole
+    # seconds since the epoch); '' for an outcome that is not a retry.
+    retry: str = ""
+    retry_at: int = 0
+    attempt: int = 0  # attempts made, for the `failed attempt` event
+    meta: bytes = b""  # the job's meta as RQ's job.save() writes it on a retry (b"": none)
 
     @classmethod
     def finished_with(
@@ -100,6 +109,37 @@ class Outcome:
         fields = _result_fields(claimed, worker_name, ended_at, exc_string=exc_string)
         job, execution_id = claimed.job, claimed.execution_id
         return cls(job, execution_id, False, ended_at, ttl, fields, event, error, recorded)
+
+    @classmethod
+    def retried_with(
+        cls, claimed: Claimed, retry_interval: float, event: str, error: str, attempt: int
+    ) -> "Outcome":
+        """A failed try of a job with retries left, queued again or scheduled as RQ's
+        Job.retry does: no result, no failed-registry entry (handle_job_failure runs no
+        exception handler for it)."""
+        job = claimed.job
+        ended_at = now()
+        retry, retry_at = ("front" if job.enqueue_at_front_on_retry else "back"), 0
+        if retry_interval:  # ScheduledJobRegistry.schedule's score: whole seconds, UTC
+            retry = "at"
+            due = ended_at + timedelta(seconds=retry_interval)
+            retry_at = calendar.timegm(due.utctimetuple())
+        meta = rq_compat.serialized_meta(job) if job.meta else b""  # what to_dict() holds
+        return cls(
+            job,
+            claimed.execution_id,
+            False,
+            ended_at,
+            0,
+            {},
+            event,
+            error,
+            recorded=False,
+            retry=retry,
+            retry_at=retry_at,
+            attempt=attempt,
+            meta=meta,
+        )
 
 
 def _result_fields(claimed: Claimed, worker_name: str, ended_at: datetime, **outcome: Any) -> dict:
@@ -182,6 +222,7 @@ class JobSteps:
             "success_callbacks": " ".join(settings.success_callbacks),
             "failure_callbacks": " ".join(settings.failure_callbacks),
             **rq_key_formats(settings.job_class),
+            "all_queues": Queue.redis_queues_keys,
         }
 
     def close(self) -> None:
@@ -251,7 +292,7 @@ def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
     """STEP's arguments about the last job's outcome."""
     if outcome is None:
         argv = JobSteps.SCRIPT.argv
-        names = argv[: argv.index("detail") + 1]
+        names = argv[: argv.index("ended_meta") + 1]
         return {**dict.fromkeys(names, ""), "ttl": 0}
     job = outcome.job
     working = (outcome.ended_at - job.started_at).total_seconds() if job.started_at else 0
@@ -268,4 +309,8 @@ def _outcome_args(outcome: Outcome | None) -> dict[str, Any]:
         "record_failure": "1" if outcome.recorded else "",
         "event": outcome.event,
         "detail": outcome.detail,
+        "retry": outcome.retry,
+        "retry_at": outcome.retry_at,
+        "attempt": outcome.attempt,
+        "ended_meta": outcome.meta,
     }

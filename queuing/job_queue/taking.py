@@ -40,7 +40,8 @@ class TakesJobs:
         self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:
         kind, claimed = steps.step(outcome, queue, job_id)
-        if outcome is not None and "options" in outcome.job.meta:
+        # A retried try is not an end: job_queue's failure callback keeps nothing for it.
+        if outcome is not None and not outcome.retry and "options" in outcome.job.meta:
             keep_last(outcome.job, outcome.finished)  # remove_on_complete's count, if any
         if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
             job = outcome.job
