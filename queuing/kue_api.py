@@ -41,9 +41,6 @@ REDIS_UNAVAILABLE = "Redis unavailable"
 KUE_OPTIONS = ("priority", "delay", "attempts", "backoff", "ttl", "removeOnComplete")
 JOB_FIELDS = ("type", "data", "options")
 BACKOFF_FIELDS = ("type", "delay", "maxDelay")
-# An exponential backoff without maxDelay grows without bound in Kue; options.py refuses
-# an infinite max_delay (_seconds rejects inf), so "none" is sent as ten years.
-NO_MAX_DELAY_SECONDS = 10 * 365 * 86400
 # The counts of /stats, in the order Kue's route asks for them.
 STATS = ("inactive", "complete", "active", "failed", "delayed")
 RANGE = "<int(signed=True):start>..<int(signed=True):stop>"
@@ -237,8 +234,6 @@ def _backoff(value: Any) -> bool | dict[str, Any]:
         backoff["delay"] = _seconds("backoff delay", value["delay"])
     if value.get("maxDelay") is not None:
         backoff["max_delay"] = _seconds("backoff maxDelay", value["maxDelay"])
-    elif backoff.get("type") == "exponential":
-        backoff["max_delay"] = NO_MAX_DELAY_SECONDS
     return backoff
 
 

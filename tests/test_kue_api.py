@@ -211,7 +211,7 @@ def test_kue_s_milliseconds_become_seconds(client, connection):
     assert shown["options"] == {
         "delay": 86400.0,
         "attempts": 3,
-        "backoff": {"type": "exponential", "delay": 2.0, "max_delay": 315_360_000},
+        "backoff": {"type": "exponential", "delay": 2.0},
         "ttl": 1.5,
         "remove_on_complete": True,
     }
