@@ -65,6 +65,14 @@ HANDLER_OF = {stream_name: handler for handler, (stream_name, _) in EVENTS.items
 END_EVENTS = ("completed", "failed", "remove")  # a removed job will not end otherwise
 
 
+def check_handlers(owner: str, handlers: dict[str, Handler | None]) -> None:
+    """TypeError for a handler of no event (a misspelt name would never be called)."""
+    unknown = set(handlers) - set(EVENTS)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise TypeError(f"{owner}: no event {names}; the events: {', '.join(EVENTS)}")
+
+
 def handler_arguments(event: dict[str, str]) -> list[Any]:
     """What a handler of `event` (a stream entry, decoded) is given: the job's id, then
     the event's details (JSON ones decoded; None when absent)."""
@@ -115,10 +123,7 @@ class JobCreator:
     """
 
     def __init__(self, queue: Queue, **handlers: Handler | None) -> None:
-        unknown = set(handlers) - set(EVENTS)
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise TypeError(f"JobCreator: no event {names}; the events: {', '.join(EVENTS)}")
+        check_handlers("JobCreator", handlers)
         self.queue = queue
         self.connection: redis.Redis = queue.connection
         self._reader = blocking_client(queue.connection, CATCH_UP_AFTER_SECONDS + 10)

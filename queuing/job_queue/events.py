@@ -141,9 +141,8 @@ def job_failed(job: Job, connection: redis.Redis, exc_type: type, exc_value: Any
     the number of attempts made (RQ runs the callback before it counts the retry)."""
     error = error_text(exc_type, exc_value, job)
     if job.retries_left:
-        attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
-        made = attempts - job.retries_left
-        entry = {"job": job.id, "event": "failed attempt", "error": error, "attempt": made}
+        entry = {"job": job.id, "event": "failed attempt", "error": error}
+        entry["attempt"] = attempts_made(job)
         connection.xadd(events_key(job.origin), entry, maxlen=EVENTS_KEPT, approximate=True)
         return
     _end_once(connection, job, JobStatus.FAILED, "failed", error)
@@ -161,6 +160,13 @@ def callback_names(callback: Callback) -> tuple[str, ...]:
     before the library moved (a job queued then, kept in Redis across an upgrade)."""
     old_name = callback.name.replace(CALLBACKS_MODULE, OLD_CALLBACKS_MODULE, 1)
     return (callback.name, old_name)
+
+
+def attempts_made(job: Job) -> int:
+    """The tries of a job with retries left that have failed, this one included (as RQ
+    counts a retry down only after its failure callback)."""
+    attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
+    return attempts - job.retries_left
 
 
 def error_text(exc_type: type, exc_value: Any, job: Job | None = None) -> str:

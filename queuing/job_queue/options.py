@@ -116,10 +116,6 @@ def job_options(
     )
 
 
-def priority_number(priority: str | int) -> int:
-    return _priority(priority)
-
-
 def _priority(priority: str | int) -> int:
     if isinstance(priority, str) and priority in PRIORITIES:
         return PRIORITIES[priority]

@@ -9,10 +9,10 @@ import redis
 from rq import Queue
 
 from queuing.job_queue.creator import (
-    EVENTS,
     HANDLER_OF,
     Handler,
     call_handler,
+    check_handlers,
     handler_arguments,
 )
 from queuing.job_queue.events import blocking_client, decode, events_key, log
@@ -34,10 +34,7 @@ class QueueEvents:
     """
 
     def __init__(self, queue: Queue, *, from_start: bool = False, **handlers: Handler) -> None:
-        unknown = set(handlers) - set(EVENTS)
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise TypeError(f"QueueEvents: no event {names}; the events: {', '.join(EVENTS)}")
+        check_handlers("QueueEvents", handlers)
         self.queue = queue
         self.handlers = handlers
         self._key = events_key(queue.name)

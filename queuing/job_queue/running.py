@@ -16,7 +16,7 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from queuing import rq_compat
-from queuing.job_queue.events import error_text, result_json, tell_started
+from queuing.job_queue.events import attempts_made, error_text, result_json, tell_started
 from queuing.job_queue.step import Claimed, Outcome, renew_heartbeat
 from queuing.redis_connection import UNREACHABLE
 
@@ -115,8 +115,7 @@ class RunsJobs:
         event, attempt = "", 0
         if job.failure_callback:
             event = "failed attempt"
-            attempts = job.meta.get("options", {}).get("attempts", job.retries_left + 1)
-            attempt = attempts - job.retries_left
+            attempt = attempts_made(job)
         outcome = Outcome.retried_with(claimed, job.get_retry_interval(), event, error, attempt)
         if job.log.isEnabledFor(logging.INFO):  # Job.retry's line
             left = job.retries_left - 1

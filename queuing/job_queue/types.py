@@ -9,7 +9,7 @@ processor that registered that type (`process`), and fails with a clear error in
 worker that did not.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -32,10 +32,6 @@ class NoFunctionForType(LookupError):
 def register(job_type: str, function: Callable[[Any], Any]) -> None:
     """Run `function(data)` for the jobs of `job_type` that this process's workers take."""
     _functions[job_type] = function
-
-
-def registered_types() -> Iterable[str]:
-    return tuple(_functions)
 
 
 def run_by_type(data: Any) -> Any:
