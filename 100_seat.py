@@ -34,7 +34,7 @@ from dashboard import add_dashboard, credentials
 from queuing.job_queue import QueueListener, WorkerThread, create_job
 from queuing.redis_connection import UNREACHABLE, create_client, run
 from queuing.redis_scripts import LuaScript
-from queuing.web_app import create_json_app, json_response, redis_get, serve
+from queuing.web_app import create_app_client, create_json_app, json_response, redis_get, serve
 
 QUEUE = "reserve_seat"
 JOB_FUNCTION = "100_seat.reserve_seat_job"  # RQ names the function a job runs
@@ -206,7 +206,7 @@ def create_app(client: redis.Redis | None = None) -> Flask:
     """The app, on the Redis of REDIS_URL unless given a (bytes) client. It changes
     nothing in Redis: launch() sets the seats."""
     app = create_json_app(__name__)
-    client = client or create_client(decode_responses=False)  # RQ stores bytes
+    client = client or create_app_client(decode_responses=False)  # RQ stores bytes
     reservations = Reservations(client)
     app.extensions["reservations"] = reservations
     if (required := credentials()) is not None:  # it can delete jobs: not without them

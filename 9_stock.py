@@ -14,9 +14,16 @@ from pathlib import Path
 import redis
 from flask import Flask, Response
 
-from queuing.redis_connection import create_client, run
+from queuing.redis_connection import run
 from queuing.redis_scripts import LuaScript, NotConfirmed
-from queuing.web_app import create_json_app, json_response, parse_id, redis_get, serve
+from queuing.web_app import (
+    create_app_client,
+    create_json_app,
+    json_response,
+    parse_id,
+    redis_get,
+    serve,
+)
 
 list_products = [
     {"itemId": 1, "itemName": "Suitcase 250", "price": 50, "initialAvailableQuantity": 4},
@@ -67,7 +74,7 @@ class Stock:
 def create_app(client: redis.Redis | None = None) -> Flask:
     """The app, on the Redis of REDIS_URL unless given a client."""
     app = create_json_app(__name__)
-    stock = Stock(client or create_client())
+    stock = Stock(client or create_app_client())
 
     @app.get("/list_products")
     def products() -> Response:

@@ -1,8 +1,8 @@
-"""A primary, its replica and three sentinels for the tests and the bench: real
+"""A primary, its replicas and three sentinels for the tests and the bench: real
 processes on 127.0.0.1 and free ports, the set-up of `./install_redis.sh --sentinel`
-with a quicker failover.
+(a primary and two replicas), by default with a quicker failover.
 
-The two data servers are `RedisServer`s started from a file of their own that includes
+The data servers are `RedisServer`s started from a file of their own that includes
 the project's redis.conf: Sentinel sends CONFIG REWRITE to a server whose role it
 changes, and must never rewrite redis.conf. Each sentinel keeps its state in a
 sentinel.conf of its own, which Sentinel rewrites. Every process is started by Popen and
@@ -10,6 +10,9 @@ ended by its PID.
 """
 
 import contextlib
+import os
+import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -38,6 +41,16 @@ DOWN_AFTER_MS = 1000
 # A failover here takes well under a second; a failed one is tried again after twice this.
 FAILOVER_TIMEOUT_MS = 5000
 POLL = 0.05  # seconds between two looks at the servers while waiting on a condition
+SET_SCRIPT = PROJECT / "redis-setup" / "sentinel.sh"
+
+
+def script_down_after_ms() -> int:
+    """The down-after-milliseconds of `./install_redis.sh --sentinel`'s set, read from
+    its script: what the bench measures a user's failover with."""
+    match = re.search(r"^DOWN_AFTER_MS=(\d+)$", SET_SCRIPT.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no DOWN_AFTER_MS= line in {SET_SCRIPT}")
+    return int(match[1])
 
 
 class SentinelServer:
@@ -45,11 +58,14 @@ class SentinelServer:
     Its sentinel.conf is written on its first start only: Sentinel keeps its state there
     (its id, the primary now, the sentinels it met), so a restarted one remembers."""
 
-    def __init__(self, binary: str, directory: Path, primary_port: int) -> None:
+    def __init__(
+        self, binary: str, directory: Path, primary_port: int, down_after_ms: int = DOWN_AFTER_MS
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = free_port()
         self.primary_port = primary_port
+        self.down_after_ms = down_after_ms
         self.process: subprocess.Popen | None = None
 
     @property
@@ -71,7 +87,7 @@ class SentinelServer:
                 f"bind 127.0.0.1\nport {self.port}\ndir {self.directory}\n"
                 f"logfile {self.directory / 'sentinel.log'}\n"
                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.primary_port} {QUORUM}\n"
-                f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
             )
         command = [self.binary, str(self.config), "--sentinel"]
@@ -92,21 +108,22 @@ class SentinelServer:
             return int(address[1]) if address else None
         return None
 
-    def knows(self, primary_port: int, replica_port: int) -> bool:
-        """Whether it holds the primary up on that port, the replica up, and has met the
-        other sentinels."""
+    def knows(self, primary_port: int, replica_ports: list[int]) -> bool:
+        """Whether it holds the primary up on that port and each of those replicas up,
+        and has met the other sentinels."""
         with contextlib.suppress(redis.ConnectionError), self.client() as client:
             master = client.info("sentinel").get("master0", {})
             if master.get("status") != "ok" or master.get("sentinels") != SENTINEL_COUNT:
                 return False
             if master.get("address") != f"127.0.0.1:{primary_port}":
                 return False
-            return any(
-                replica["port"] == replica_port
-                and replica["is_slave"]
-                and not (replica["is_sdown"] or replica["is_odown"] or replica["is_disconnected"])
+            up = {
+                replica["port"]
                 for replica in client.sentinel_slaves(MASTER_NAME)
-            )
+                if replica["is_slave"]
+                and not (replica["is_sdown"] or replica["is_odown"] or replica["is_disconnected"])
+            }
+            return set(replica_ports) <= up
         return False
 
     def stop(self) -> None:
@@ -116,24 +133,33 @@ class SentinelServer:
 
 
 class ReplicatedRedis:
-    """A primary, one replica and `SENTINEL_COUNT` sentinels, in folders of their own
-    under `directory`. `start()` returns once the replica is in sync and the sentinels
-    agree; `url` is the REDIS_URL that names the sentinels. `binary` is a redis-server
-    (the sentinels are the same binary with --sentinel)."""
+    """A primary, `replicas` replicas and `SENTINEL_COUNT` sentinels, in folders of their
+    own under `directory`. `start()` returns once the replicas are in sync and the
+    sentinels agree; `url` is the REDIS_URL that names the sentinels. `binary` is a
+    redis-server (the sentinels are the same binary with --sentinel). With two replicas
+    (`./install_redis.sh --sentinel`'s set), the new primary of a failover still has a
+    replica to confirm writes with."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        replicas: int = 2,
+        down_after_ms: int = DOWN_AFTER_MS,
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.servers: list[RedisServer] = []
-        for _ in range(2):
+        for _ in range(1 + replicas):
             port = free_port()
             folder = directory / f"redis-{port}"
             self.servers.append(RedisServer(binary, folder, port, config=folder / "redis.conf"))
         first_primary = self.servers[0].port
         self.sentinels = [
-            SentinelServer(binary, directory / f"sentinel-{n}", first_primary)
+            SentinelServer(binary, directory / f"sentinel-{n}", first_primary, down_after_ms)
             for n in range(SENTINEL_COUNT)
         ]
+        self.frozen: set[int] = set()  # PIDs stopped with SIGSTOP
 
     @property
     def url(self) -> str:
@@ -148,9 +174,9 @@ class ReplicatedRedis:
 
     def start(self, timeout: float = 30) -> "ReplicatedRedis":
         try:
-            primary, replica = self.servers
-            self._start_server(primary, primary.port)
-            self._start_server(replica, primary.port)
+            primary = self.servers[0]
+            for server in self.servers:
+                self._start_server(server, primary.port)
             for sentinel in self.sentinels:
                 sentinel.start()
             self.wait_settled(timeout)
@@ -184,16 +210,30 @@ class ReplicatedRedis:
             raise RuntimeError("the sentinels do not agree on a primary")
         return self._server_on(port)
 
-    def replica(self) -> RedisServer:
-        """The server the sentinels do not name as the primary."""
+    def replicas(self) -> list[RedisServer]:
+        """The servers the sentinels do not name as the primary, running or not."""
         primary = self.primary()
-        return next(server for server in self.servers if server is not primary)
+        return [server for server in self.servers if server is not primary]
+
+    def replica(self) -> RedisServer:
+        """The first of `replicas()`."""
+        return self.replicas()[0]
 
     def kill_primary(self) -> RedisServer:
         """SIGKILL to the primary, as a crash; the killed server."""
         server = self.primary()
         server.kill()
         return server
+
+    def freeze(self, server: RedisServer) -> None:
+        """SIGSTOP: the process holds its sockets and answers nothing, as a machine that
+        hangs or a network that drops every packet, until `thaw`."""
+        os.kill(server.pid, signal.SIGSTOP)
+        self.frozen.add(server.pid)
+
+    def thaw(self, server: RedisServer) -> None:
+        os.kill(server.pid, signal.SIGCONT)
+        self.frozen.discard(server.pid)
 
     def wait_for_failover(self, old_port: int, timeout: float = 30) -> RedisServer:
         """Until the sentinels all name another primary than `old_port` and it answers
@@ -221,29 +261,34 @@ class ReplicatedRedis:
         return server
 
     def settled(self) -> bool:
-        """The replica in sync with the primary the sentinels all name, and each sentinel
-        holds both up and has met the others."""
+        """The primary the sentinels all name runs, every running replica is in sync
+        with it, and each running sentinel holds them up and has met the others."""
         port = self._named_primary()
         if port is None:
             return False
         primary = self._server_on(port)
-        replica = next(server for server in self.servers if server is not primary)
-        if primary.process is None or replica.process is None:
+        running = [s for s in self.servers if s is not primary and s.process is not None]
+        if primary.process is None or not running:
             return False
-        return in_sync(replica, primary.port) and all(
-            sentinel.knows(primary.port, replica.port) for sentinel in self.sentinels
+        sentinels = [sentinel for sentinel in self.sentinels if sentinel.process is not None]
+        return all(in_sync(replica, primary.port) for replica in running) and all(
+            sentinel.knows(primary.port, [replica.port for replica in running])
+            for sentinel in sentinels
         )
 
     def wait_settled(self, timeout: float = 30) -> None:
         # The sentinels meet through hello messages every 2 s: a few seconds at most.
-        wait_until(self.settled, timeout, "the replica in sync and the sentinels agreeing", POLL)
+        wait_until(self.settled, timeout, "the replicas in sync and the sentinels agreeing", POLL)
 
     def stop(self) -> None:
         """Every process, by PID, the sentinels first (so that none fails the primary
-        over meanwhile); safe to call after a failed start or test, and twice."""
+        over meanwhile); a frozen one thawed first. Safe to call after a failed start or
+        test, and twice."""
         errors = []
         for member in [*self.sentinels, *self.servers]:
             try:
+                if member.process is not None and member.process.pid in self.frozen:
+                    self.thaw(member)
                 member.stop()
             except Exception as error:  # stop the others all the same
                 errors.append(error)

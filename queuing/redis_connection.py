@@ -55,25 +55,32 @@ def not_connected(error: BaseException) -> str:
     return f"Redis client not connected to the server: {error}"
 
 
-def create_client(decode_responses: bool = True) -> redis.Redis:
+def create_client(
+    decode_responses: bool = True, socket_timeout: float | None = None
+) -> redis.Redis:
     """A client for REDIS_URL; it connects on its first command.
 
-    RQ stores pickled bytes: its connection needs `decode_responses=False`.
+    RQ stores pickled bytes: its connection needs `decode_responses=False`. With a
+    `socket_timeout`, a command whose answer takes longer fails (TimeoutError) and its
+    connection is dropped: a server that hangs holds no caller longer than that.
     """
-    return _from_url(redis.Redis, decode_responses)
+    return _from_url(redis.Redis, decode_responses, socket_timeout)
 
 
 def create_async_client() -> redis.asyncio.Redis:
     return _from_url(redis.asyncio.Redis, decode_responses=True)
 
 
-def _from_url(client_class: type, decode_responses: bool) -> Any:
+def _from_url(
+    client_class: type, decode_responses: bool, socket_timeout: float | None = None
+) -> Any:
     url = redis_url()
     replicas = os.environ.get("REDIS_CONFIRM_REPLICAS") or "0"
     if not replicas.isdigit():
         sys.exit(f"Invalid REDIS_CONFIRM_REPLICAS {replicas!r}: a number of replicas, 0 or more")
     options = {"decode_responses": decode_responses}
     options["socket_connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    options["socket_timeout"] = socket_timeout
     try:
         if url.startswith(SENTINEL_SCHEME):
             return _primary_of_sentinels(url, client_class, options)

@@ -14,12 +14,23 @@ import redis
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from queuing.redis_connection import UNREACHABLE, lean_command
+from queuing.redis_connection import UNREACHABLE, create_client, lean_command
 
 DEFAULT_PORT = 1245
 DEFAULT_HOST = "127.0.0.1"
+# How long an app waits for one answer of Redis: its longest command is WAIT (1 s,
+# redis_connection.CONFIRM_TIMEOUT_MS). A primary that hangs (frozen, or cut off by the
+# network) then costs a request a 503 after this, and the next connection asks the
+# sentinels again: once they have failed it over, the app serves from the new primary
+# without waiting for the old one to wake.
+REDIS_SOCKET_TIMEOUT_SECONDS = 3.0
 # An id is a whole number written in digits, nothing else; 18 digits keep int() cheap.
 ID = re.compile(r"[0-9]{1,18}")
+
+
+def create_app_client(decode_responses: bool = True) -> redis.Redis:
+    """The client of an app's requests: REDIS_URL's, with REDIS_SOCKET_TIMEOUT_SECONDS."""
+    return create_client(decode_responses, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:

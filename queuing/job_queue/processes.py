@@ -160,7 +160,9 @@ class WorkerThread:
     """One worker in a thread of this process, for an app that works a queue itself."""
 
     def __init__(self, queue_names: Iterable[str], connection: redis.Redis) -> None:
-        self._loop = _WorkerLoop(list(queue_names), connection, _ThreadJobWorker)
+        # A connection of its own: RQ's worker raises its client's socket timeout to
+        # its own (minutes), which an app's requests must not inherit.
+        self._loop = _WorkerLoop(list(queue_names), own_client(connection), _ThreadJobWorker)
         self._thread = threading.Thread(target=self._loop.run, name="rq worker", daemon=True)
         self._thread.start()
 
@@ -191,10 +193,7 @@ class _JobWorkerPool(WorkerPool):
     def get_worker_process(
         self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
     ) -> BaseProcess:
-        # A connection of its own for the new process, as RQ's pool makes one.
-        client_class, connection_class, pool_kwargs = parse_connection(self.connection)
-        pool = redis.ConnectionPool(connection_class=connection_class, **pool_kwargs)
-        connection = client_class(connection_pool=pool)
+        connection = own_client(self.connection)  # for the new process, as RQ's pool does
         queue_names = [queue.name for queue in self.queues]
         arguments = (queue_names, connection, self.shutdown_timeout)
         return ForkProcess(target=_run_worker_process, args=arguments, name=f"Worker {name}")
@@ -236,3 +235,10 @@ def _log_quietly() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
+def own_client(connection: redis.Redis) -> redis.Redis:
+    """A client like `connection` with a connection pool of its own."""
+    client_class, connection_class, pool_kwargs = parse_connection(connection)
+    pool = redis.ConnectionPool(connection_class=connection_class, **pool_kwargs)
+    return client_class(connection_pool=pool)
