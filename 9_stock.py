@@ -13,9 +13,10 @@ from pathlib import Path
 
 import redis
 from flask import Flask, Response
+from redis.connection import Connection
 
 from queuing.redis_connection import run
-from queuing.redis_scripts import LuaScript, NotConfirmed
+from queuing.redis_scripts import LuaScript
 from queuing.web_app import (
     create_app_client,
     create_json_app,
@@ -62,12 +63,13 @@ class Stock:
         replica has it, where there are replicas; else the unit is given back and
         NotConfirmed raised (the app answers 503)."""
         keys, args = {"stock": self.key(item)}, {"initial": item["initialAvailableQuantity"]}
-        try:
-            left = TAKE_ONE.run(self.client, keys, args, confirm=True)
-        except NotConfirmed as unconfirmed:
-            if unconfirmed.reply >= 0:
-                self.client.incr(self.key(item))
-            raise
+
+        def give_back(connection: Connection, left: int) -> None:
+            if left >= 0:  # a unit was taken
+                connection.send_command("INCR", self.key(item))
+                connection.read_response()
+
+        left = TAKE_ONE.run(self.client, keys, args, confirm=True, undo=give_back)
         return None if left < 0 else left
 
 

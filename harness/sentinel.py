@@ -126,6 +126,32 @@ class SentinelServer:
             return set(replica_ports) <= up
         return False
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        assert self.process is not None, "not running"
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def holds_down(self, port: int) -> bool:
+        """Whether it holds the sentinel on `port` subjectively down: it has not heard
+        from it for down-after-milliseconds."""
+        with contextlib.suppress(redis.ConnectionError), self.client() as client:
+            return any(
+                other["port"] == port and other["is_sdown"]
+                for other in client.sentinel_sentinels(MASTER_NAME)
+            )
+        return False
+
+    def holds_replica_down(self, port: int) -> bool:
+        """Whether it holds the replica on `port` subjectively down."""
+        with contextlib.suppress(redis.ConnectionError), self.client() as client:
+            return any(
+                replica["port"] == port and replica["is_sdown"]
+                for replica in client.sentinel_slaves(MASTER_NAME)
+            )
+        return False
+
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)

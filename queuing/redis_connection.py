@@ -157,12 +157,32 @@ class NotConfirmed(NoReplica):
         self.reply = reply
 
 
-def confirm_on(connection: Connection, client: redis.Redis, reply: Any) -> Any:
+# Takes back a write no replica confirmed: given the connection that made it and the
+# write's reply.
+Undo = Callable[[Connection, Any], None]
+
+
+def confirm_on(
+    connection: Connection, client: redis.Redis, reply: Any, undo: Undo | None = None
+) -> Any:
     """`reply`, once the replicas the client needs have the write just made on this
-    connection (WAIT counts that connection's writes); else NotConfirmed."""
+    connection (WAIT counts that connection's writes); else NotConfirmed, after
+    `undo(connection, reply)` if given.
+
+    The undo goes on this same connection: to the server that has the write, and to no
+    other. Past a failover another server may be the primary, holding other data under
+    the same keys (a primary that woke from a freeze takes writes until the sentinels
+    turn it into a replica); an undo sent there would take back what it never had. An
+    undo cut off, or refused by a server turned replica, is left: its write goes with
+    that server, or stays as a write no one was told of (docs/failover.md)."""
     if replicas := replicas_to_confirm(client):
         connection.send_command("WAIT", replicas, CONFIRM_TIMEOUT_MS)
         if connection.read_response() < replicas:
+            if undo is not None:
+                try:
+                    undo(connection, reply)
+                except (*UNREACHABLE, redis.ReadOnlyError):
+                    connection.disconnect()  # its answer may be on its way
             raise NotConfirmed(reply)
     return reply
 

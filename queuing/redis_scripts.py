@@ -28,7 +28,7 @@ import hiredis
 import redis
 from redis.connection import Connection
 
-from queuing.redis_connection import NotConfirmed, confirm_on
+from queuing.redis_connection import NotConfirmed, Undo, confirm_on
 
 __all__ = ["LuaScript", "NotConfirmed"]
 
@@ -70,16 +70,18 @@ class LuaScript:
         args: dict,
         rest: Sequence = (),
         confirm: bool = False,
+        undo: Undo | None = None,
     ) -> Any:
         """Run it on a connection of the client's pool. With `confirm`, for a write that
         is confirmed to a user: once the replicas the client needs have it (WAIT, on the
-        same connection, which is what WAIT counts); if they do not in time, NotConfirmed
-        carries the script's reply, for the caller to undo what it wrote."""
+        same connection, which is what WAIT counts); if they do not in time, `undo` takes
+        it back on that connection (redis_connection.confirm_on) and NotConfirmed
+        carries the script's reply."""
         pool = client.connection_pool
         connection = pool.get_connection()
         try:
             reply = self.run_on(connection, keys, args, rest)
-            return confirm_on(connection, client, reply) if confirm else reply
+            return confirm_on(connection, client, reply, undo) if confirm else reply
         finally:
             pool.release(connection)
 

@@ -49,6 +49,31 @@ def test_an_unconfirmed_write_raises_with_its_reply(redis_url, one_replica_neede
         assert isinstance(raised.value, redis.ConnectionError)  # as unreachable, for callers
 
 
+def test_an_unconfirmed_write_is_undone_on_the_connection_that_made_it(
+    redis_url, one_replica_needed
+):
+    """Past a failover another connection of the pool may reach another server: the
+    undo must reach the one that has the write (a give-back sent to the new primary
+    once lost a confirmed reservation)."""
+    undone_on = []
+    with redis.Redis.from_url(redis_url) as connection:
+        pool = connection.connection_pool
+        writer = pool.get_connection()
+        writer.send_command("INCR", "counter")
+        reply = writer.read_response()
+
+        def undo(on: redis.connection.Connection, written: int) -> None:
+            undone_on.append(on)
+            on.send_command("DECRBY", "counter", written)
+            on.read_response()
+
+        with pytest.raises(NotConfirmed):
+            redis_connection.confirm_on(writer, connection, reply, undo)
+        assert undone_on == [writer]
+        assert connection.get("counter") == b"0"
+        pool.release(writer)
+
+
 def test_an_unconfirmed_stock_reservation_is_a_503_and_takes_nothing(redis_url, one_replica_needed):
     with redis.Redis.from_url(redis_url, decode_responses=True) as connection:
         client = stock_app.create_app(connection).test_client()

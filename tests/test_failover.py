@@ -1,12 +1,15 @@
-"""A primary watched by Sentinel, killed with SIGKILL under load (issue 13): the
-sentinels promote the replica, every process follows it without a restart, and nothing
-confirmed before the kill is lost.
+"""A primary watched by Sentinel, under load, in the faults a user meets (issues 13 and
+20): killed with SIGKILL once and twice, frozen with SIGSTOP, a sentinel or a replica
+killed, an old primary back with stale data. The sentinels promote a replica, every
+process follows without a restart, and with a replica left the new primary keeps
+confirming with no one acting; nothing confirmed is ever lost.
 
-The set: a primary, one replica, three sentinels (harness/sentinel.py), each server with
-min-replicas-to-write 1, as `./install_redis.sh --sentinel` runs them. With its only
-replica promoted, the new primary refuses writes until the old one has come back as its
-replica: meanwhile the apps answer 503 and nothing is taken. Checked in Redis and in
-what the processes printed, after waiting for conditions, never for a while.
+The set: a primary, two replicas, three sentinels (harness/sentinel.py), each server
+with min-replicas-to-write 1, as `./install_redis.sh --sentinel` runs them, but a
+quicker down-after (1 s). Checked in Redis and in what the processes printed, after
+waiting for conditions, never for a while. How soon confirmations resume is printed
+(pytest -s) and measured with the set-up's own settings in the bench (`bench/run.py
+--only sentinel`), not asserted here.
 """
 
 import subprocess
@@ -20,7 +23,7 @@ import redis
 import dashboard
 from harness.paced_clients import PacedClients
 from harness.redis_server import PROJECT, find_redis_server
-from harness.sentinel import ReplicatedRedis, role
+from harness.sentinel import ReplicatedRedis, in_sync, role
 from harness.waiting import wait_until
 from queuing.redis_connection import create_client
 from tests.scripts import run_script, script_env
@@ -33,15 +36,18 @@ from tests.seat_reservations import (
 )
 from tests.served_apps import request, start_served
 
-pytestmark = pytest.mark.slow  # five servers, apps, a failover
+pytestmark = pytest.mark.slow  # six servers, apps, failovers
 
 STOCK = 10  # product 2's initial quantity
 CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":2}')
-STOCK_ANSWERS = {
-    CONFIRMED,
-    (409, b'{"status":"Not enough stock available","itemId":2}'),
-    (503, b'{"status":"Redis unavailable"}'),
-}
+REFUSED = (503, b'{"status":"Redis unavailable"}')
+STOCK_ANSWERS = {CONFIRMED, (409, b'{"status":"Not enough stock available","itemId":2}'), REFUSED}
+# Product 1 with plenty in stock, for a load that never runs out: every answer is a
+# confirmation or a refusal.
+PLENTY = 1_000_000
+PLENTY_CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":1}')
+RESUMED = 10  # confirmations of requests sent after a fault that show the app serves again
+NO_ONE_ACTING = 60  # a bound on waiting for the set to heal itself, not a timing goal
 
 
 @pytest.fixture
@@ -79,6 +85,59 @@ def workers_in(replicated: ReplicatedRedis) -> list[str]:
         return sorted(connection.hget(key, "state") for key in connection.smembers("rq:workers"))
 
 
+class StockLoad:
+    """`./serve.sh 9_stock` on the set, and paced buyers of product 1, which never runs
+    out: every answer is a confirmation or a JSON 503."""
+
+    def __init__(self, replicated: ReplicatedRedis, start_script) -> None:
+        self.replicated = replicated
+        with replicated.primary().client() as primary:
+            primary.set("item.1", PLENTY)
+            assert primary.wait(2, 5000) == 2
+        self.app, port = start_served(start_script, "9_stock", replicated.url)
+        self.buyers = PacedClients(port, "/reserve_product/1", clients=4, pause=0.02)
+        self.wait_for_confirmations(since=0)
+
+    def confirmed_since(self, moment: float) -> list[float]:
+        """When each request sent after `moment` was confirmed."""
+        return [
+            done
+            for sent, done, status, body in self.buyers.answers()
+            if sent > moment and (status, body) == PLENTY_CONFIRMED
+        ]
+
+    def wait_for_confirmations(self, since: float, timeout: float = NO_ONE_ACTING) -> float:
+        """Until RESUMED requests sent after `since` are confirmed; seconds from
+        `since` to the first of them."""
+        what = f"{RESUMED} confirmations of requests sent after the fault"
+        wait_until(lambda: len(self.confirmed_since(since)) >= RESUMED, timeout, what)
+        return min(self.confirmed_since(since)) - since
+
+    def answers_since(self, moment: float) -> list[tuple[int | None, bytes]]:
+        return self.buyers.answered_since(moment)
+
+    def stop_and_check(self) -> list[tuple[int | None, bytes]]:
+        """Stop the buyers and the app; check that nothing confirmed was lost: the stock
+        taken on the primary covers every confirmation, and is more only by requests
+        refused (a kill between a write and its WAIT). Every answer, for the caller."""
+        self.buyers.stop()
+        answers = self.answers_since(0)
+        assert set(answers) <= {PLENTY_CONFIRMED, REFUSED}, set(answers)
+        confirmed, refused = answers.count(PLENTY_CONFIRMED), answers.count(REFUSED)
+        with self.replicated.primary().client() as primary:
+            taken = PLENTY - int(primary.get("item.1"))
+        assert confirmed <= taken <= confirmed + refused
+        self.app.terminate()
+        assert self.app.wait() == 0
+        self.app.assert_no_traceback()
+        return answers
+
+
+def report(what: str, seconds: float) -> None:
+    """A figure for the reader of `pytest -s`; the bench measures it for real."""
+    print(f"\n{what}: {seconds:.2f} s", file=sys.stderr)
+
+
 def test_the_course_scripts_run_on_a_sentinel_url(replicated):
     with replicated.primary().client() as connection:
         connection.set("Holberton", "School")
@@ -102,7 +161,6 @@ def test_a_connection_held_across_a_failover_goes_to_the_new_primary(replicated,
 
     killed = replicated.kill_primary()
     new_primary = replicated.wait_for_failover(killed.port)
-    replicated.restart(killed)
     with pytest.raises(redis.ConnectionError):  # the reply of the old primary, cut off
         held.send_command("GET", "before")
         held.read_response()
@@ -112,7 +170,8 @@ def test_a_connection_held_across_a_failover_goes_to_the_new_primary(replicated,
     client.connection_pool.release(held)
 
 
-def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start_script):
+def test_the_apps_keep_serving_after_the_primary_dies(replicated, start_script):
+    """No one restarts anything: the new primary has a replica left, and confirms."""
     url = replicated.url
     seats, seats_port = start_served(start_script, "100_seat", url)
     for _ in range(12):  # a worker in each of the app's processes
@@ -126,12 +185,20 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
     )
 
     killed = replicated.kill_primary()
+    killed_at = time.monotonic()
     confirmed_before_the_kill = confirmations(stock_buyers)
     replicated.wait_for_failover(killed.port)
-    replicated.restart(killed)  # it rejoins as a replica: writes are taken again
-    assert role(killed) == "slave"
-    back = time.monotonic()
-    wait_until(lambda: len(seat_buyers.answered_since(back)) >= 20, 30)
+
+    def queued_since_the_kill() -> list[float]:
+        return [
+            done
+            for sent, done, status, body in seat_buyers.answers()
+            if sent > killed_at and (status, body) == (200, IN_PROCESS)
+        ]
+
+    wait_until(lambda: len(queued_since_the_kill()) >= 20, NO_ONE_ACTING, "seat jobs queued again")
+    report("the seat app queued again after the kill", min(queued_since_the_kill()) - killed_at)
+    assert killed.process is None  # no one brought it back
     rq(url, "resume")
     seat_buyers.stop()
     stock_buyers.stop()
@@ -158,6 +225,135 @@ def test_the_apps_follow_a_failover_and_lose_nothing_confirmed(replicated, start
     stock.assert_no_traceback()
 
 
+def test_confirmations_resume_after_a_kill_with_no_one_acting(replicated, start_script):
+    load = StockLoad(replicated, start_script)
+    killed = replicated.kill_primary()
+    killed_at = time.monotonic()
+    replicated.wait_for_failover(killed.port)
+    report("the first confirmation after the kill", load.wait_for_confirmations(killed_at))
+    assert killed.process is None
+    load.stop_and_check()
+
+
+def test_a_second_failure_is_survived_once_a_server_is_back(replicated, start_script):
+    """Two replicas survive one failure with no one acting. After a second one, the last
+    server has no replica: it confirms nothing (every answer a JSON 503) until one of
+    the dead comes back, as `./install_redis.sh --sentinel` brings it back."""
+    load = StockLoad(replicated, start_script)
+    first = replicated.kill_primary()
+    first_at = time.monotonic()
+    replicated.wait_for_failover(first.port)
+    load.wait_for_confirmations(first_at)
+
+    second = replicated.kill_primary()
+    second_at = time.monotonic()
+    last = replicated.wait_for_failover(second.port)
+    failed_over_at = time.monotonic()
+    wait_until(lambda: len(load.answers_since(failed_over_at)) >= 20, NO_ONE_ACTING)
+    assert set(load.answers_since(second_at)) == {REFUSED}
+    # It refuses writes: it has no replica.
+    with last.client() as primary, pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+        primary.set("a write", "with no replica")
+
+    replicated.restart(first)  # the project's way: a replica of the primary now
+    assert role(first) == "slave"
+    back_at = time.monotonic()
+    report("the first confirmation after a server came back", load.wait_for_confirmations(back_at))
+    load.stop_and_check()
+
+
+def test_a_frozen_primary_is_failed_over_and_acknowledges_nothing_when_it_wakes(
+    replicated, start_script
+):
+    load = StockLoad(replicated, start_script)
+    frozen = replicated.primary()
+    # A client connected to it before it froze sends a write, and asks for a replica's
+    # confirmation.
+    stale = redis.Connection(port=frozen.port, socket_timeout=30)
+    stale.connect()
+    replicated.freeze(frozen)
+    frozen_at = time.monotonic()
+    stale.send_command("INCR", "written to the frozen primary")
+    stale.send_command("WAIT", 1, 1000)
+
+    replicated.wait_for_failover(frozen.port)
+    resumed = load.wait_for_confirmations(frozen_at)
+    report("the first confirmation after the freeze", resumed)
+    assert frozen.pid in replicated.frozen  # the app serves while the old primary sleeps
+
+    replicated.thaw(frozen)
+    # On waking it takes the write, but no replica acknowledges it: its replicas follow
+    # the new primary. (Or the sentinels turn it into a replica first, which cuts the
+    # waiting client off.)
+    try:
+        assert stale.read_response() == 1
+        assert stale.read_response() == 0
+    except (redis.ConnectionError, redis.ResponseError):
+        pass
+    stale.disconnect()
+    new_primary = replicated.primary()
+    wait_until(
+        lambda: in_sync(frozen, new_primary.port), NO_ONE_ACTING, "the old primary a replica"
+    )
+    with frozen.client() as old, new_primary.client() as new:
+        assert old.get("written to the frozen primary") is None
+        assert new.get("written to the frozen primary") is None
+    load.wait_for_confirmations(time.monotonic())
+    load.stop_and_check()
+
+
+def test_a_dead_sentinel_or_replica_refuses_nothing(replicated, start_script):
+    load = StockLoad(replicated, start_script)
+    primary = replicated.primary()
+    sentinel, *others = replicated.sentinels
+    sentinel_port = sentinel.port
+    sentinel.kill()
+    # Until the others hold it down: long enough for a failover, had there been one.
+    wait_until(lambda: all(other.holds_down(sentinel_port) for other in others), NO_ONE_ACTING)
+    replica = replicated.replicas()[0]
+    replica.kill()
+    wait_until(
+        lambda: all(other.holds_replica_down(replica.port) for other in others), NO_ONE_ACTING
+    )
+    load.wait_for_confirmations(time.monotonic())
+
+    assert replicated.primary() is primary
+    answers = load.stop_and_check()
+    assert set(answers) == {PLENTY_CONFIRMED}  # not one request refused
+
+
+def test_an_old_primary_back_with_stale_data_never_serves_it(replicated, monkeypatch):
+    """Started again by hand as a primary, with the data it had when it died: the
+    sentinels turn it into a replica of the new primary, and a client of the Sentinel
+    URL never reads what it holds."""
+    old = replicated.primary()
+    with old.client() as primary:
+        primary.set("counter", "before the kill")
+        assert primary.wait(2, 5000) == 2
+    old.kill()
+    new_primary = replicated.wait_for_failover(old.port)
+    with new_primary.client() as primary:
+        primary.set("counter", "after the kill")
+        assert primary.wait(1, 5000) == 1
+
+    old.args = []  # no --replicaof: a primary, as the data on its disk knew it
+    old.start()
+    with old.client() as stale:
+        assert stale.get("counter") == "before the kill"
+    monkeypatch.setenv("REDIS_URL", replicated.url)
+    reads = []
+    with create_client() as client:
+
+        def turned_replica() -> bool:
+            reads.append(client.get("counter"))
+            return in_sync(old, new_primary.port)
+
+        wait_until(turned_replica, NO_ONE_ACTING, "the old primary turned into a replica")
+    assert set(reads) == {"after the kill"}
+    with old.client() as replica:
+        assert replica.get("counter") == "after the kill"
+
+
 def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script, monkeypatch):
     url = replicated.url
     processor = start_script("7_job_processor.py", url)
@@ -169,7 +365,6 @@ def test_a_creator_and_its_processor_follow_a_failover(replicated, start_script,
 
     killed = replicated.kill_primary()
     replicated.wait_for_failover(killed.port)
-    replicated.restart(killed)
     rq(url, "resume")
 
     try:

@@ -19,12 +19,13 @@ prefix (RQ_KEY_PREFIX) holds for them as for RQ. A plain, non-cluster Redis is a
 
 import functools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.connection import Connection
 from rq import Queue
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
@@ -39,7 +40,8 @@ from rq.serializers import PickleSerializer
 from rq.utils import get_call_string, now
 
 from queuing import rq_compat
-from queuing.redis_scripts import LuaScript, NotConfirmed
+from queuing.redis_connection import NotConfirmed, Undo, confirm_on
+from queuing.redis_scripts import LuaScript
 
 ENQUEUE = LuaScript.from_file(Path(__file__).with_name("enqueue.lua"))
 # Jobs per script call: a call blocks Redis while it runs.
@@ -142,6 +144,7 @@ def enqueue(
     run_at: float | None = None,
     priorities_key: str = "",
     priority: int = 0,
+    cancel: Callable[[Connection, list[Job]], None] | None = None,
 ) -> str:
     """Queue `jobs` with their `hashes` (as a JobTemplate builds them), a round trip per
     500, giving each its id from the counter (the hash RQ stores holds no id, so the one
@@ -149,30 +152,47 @@ def enqueue(
     job's event.
 
     Confirmed once the replicas the connection needs have them (redis_connection); else
-    NotConfirmed carries every job queued by this call, for the caller to undo."""
+    `cancel(connection, jobs)` takes back every job queued by this call, on the one
+    connection that queued them all (the server that has them, never one a failover
+    made primary since, whose counter gave those ids to other jobs), and NotConfirmed
+    carries those jobs."""
     keys = {"ids": ids_key, "queue": queue.key, "queues": queue.redis_queues_keys}
     keys["events"] = events_key
     keys["scheduled"] = queue.scheduled_job_registry.key
     keys["priorities"] = priorities_key
     job_key = rq_key_formats(queue.job_class)["job_key"]
     first_event = None
-    for start in range(0, len(jobs), ENQUEUE_CHUNK):
-        chunk = jobs[start : start + ENQUEUE_CHUNK]
-        chunk_hashes = hashes[start : start + ENQUEUE_CHUNK]
-        lengths_then_hashes = [len(flat) for flat in chunk_hashes]
-        lengths_then_hashes += [item for flat in chunk_hashes for item in flat]
-        args = {"events_kept": kept, "count": len(chunk), "job_key": job_key}
-        args |= {"run_at": "" if run_at is None else repr(run_at)}
-        args |= {"priority": priority or ""}
-        try:
-            reply = ENQUEUE.run(queue.connection, keys, args, lengths_then_hashes, confirm=True)
-        except NotConfirmed as unconfirmed:
-            _number(chunk, unconfirmed.reply[0])
-            raise NotConfirmed(jobs[: start + len(chunk)]) from None  # all of them, to undo
-        first_id, event = reply
-        _number(chunk, first_id)
-        first_event = first_event or event.decode()
+    pool = queue.connection.connection_pool
+    connection = pool.get_connection()
+    try:
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[start : start + ENQUEUE_CHUNK]
+            chunk_hashes = hashes[start : start + ENQUEUE_CHUNK]
+            lengths_then_hashes = [len(flat) for flat in chunk_hashes]
+            lengths_then_hashes += [item for flat in chunk_hashes for item in flat]
+            args = {"events_kept": kept, "count": len(chunk), "job_key": job_key}
+            args |= {"run_at": "" if run_at is None else repr(run_at)}
+            args |= {"priority": priority or ""}
+            first_id, event = ENQUEUE.run_on(connection, keys, args, lengths_then_hashes)
+            _number(chunk, first_id)
+            queued = list(jobs[: start + len(chunk)])
+            try:
+                confirm_on(connection, queue.connection, None, _undo_by(cancel, queued))
+            except NotConfirmed:
+                raise NotConfirmed(queued) from None
+            first_event = first_event or event.decode()
+    finally:
+        pool.release(connection)
     return first_event
+
+
+def _undo_by(
+    cancel: Callable[[Connection, list[Job]], None] | None, jobs: list[Job]
+) -> Undo | None:
+    """`cancel` of those jobs, as confirm_on's undo."""
+    if cancel is None:
+        return None
+    return lambda connection, _reply: cancel(connection, jobs)
 
 
 def _number(jobs: Sequence[Job], first_id: int) -> None:

@@ -7,11 +7,12 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.connection import Connection
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import CanceledJobRegistry
@@ -38,7 +39,7 @@ from queuing.job_queue.options import (
     priority_queue_name,
 )
 from queuing.redis_connection import UNREACHABLE, not_connected
-from queuing.redis_scripts import LuaScript, NotConfirmed
+from queuing.redis_scripts import LuaScript
 
 # The course's jobs take milliseconds; one that runs this long is stuck and is stopped.
 JOB_TIMEOUT_SECONDS = 30
@@ -264,21 +265,18 @@ def _create_jobs(
         level = Queue(name, connection=queue.connection, serializer=queue.serializer)
     template = _template(level, func, job_timeout, options)
     jobs, hashes = zip(*(_build(template, level, data) for data in datas), strict=True)
-    try:
-        first_event = enqueue(
-            level,
-            jobs,
-            hashes,
-            IDS_KEY,
-            events_key(queue.name),
-            EVENTS_KEPT,
-            run_at=run_at,
-            priorities_key=priorities_key(queue.name),
-            priority=options.priority,
-        )
-    except NotConfirmed as unconfirmed:
-        _cancel_unconfirmed(level, unconfirmed.reply)  # a job a worker took already runs
-        raise
+    first_event = enqueue(
+        level,
+        jobs,
+        hashes,
+        IDS_KEY,
+        events_key(queue.name),
+        EVENTS_KEPT,
+        run_at=run_at,
+        priorities_key=priorities_key(queue.name),
+        priority=options.priority,
+        cancel=partial(_cancel_unconfirmed, level),
+    )
     return list(jobs), first_event
 
 
@@ -314,10 +312,11 @@ CANCEL_UNCONFIRMED = LuaScript.from_file(Path(__file__).with_name("cancel_unconf
 NOT_CONFIRMED = "Not confirmed by a replica in time: canceled"
 
 
-def _cancel_unconfirmed(queue: Queue, jobs: list[Job]) -> None:
-    """Take back the jobs no replica confirmed, those no worker has taken yet."""
+def _cancel_unconfirmed(queue: Queue, connection: Connection, jobs: list[Job]) -> None:
+    """Take back the jobs no replica confirmed, those no worker has taken yet (a job a
+    worker took already runs), on the connection that queued them (enqueue)."""
     for job in jobs:
         keys = {"queue": queue.key, "job": job.key, "events": events_key(queue.name)}
         keys["canceled"] = CanceledJobRegistry(queue.name, connection=queue.connection).key
         args = {"events_kept": EVENTS_KEPT, "job_id": job.id, "now": int(time.time())}
-        CANCEL_UNCONFIRMED.run(queue.connection, keys, {**args, "error": NOT_CONFIRMED})
+        CANCEL_UNCONFIRMED.run_on(connection, keys, {**args, "error": NOT_CONFIRMED})
