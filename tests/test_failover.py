@@ -34,7 +34,7 @@ from tests.seat_reservations import (
     assert_each_job_ended_once,
     wait_for_every_end,
 )
-from tests.served_apps import request, start_served
+from tests.served_apps import request, start_served, worker_pids
 
 pytestmark = pytest.mark.slow  # six servers, apps, failovers
 
@@ -178,6 +178,9 @@ def test_the_apps_keep_serving_after_the_primary_dies(replicated, start_script):
         assert request(seats_port, "/process").status == 200
     stock, stock_port = start_served(start_script, "9_stock", url)
     rq(url, "suspend")  # seat jobs wait in the queue, to be run after the failover
+    # A worker sees it within a second: until all have, they would still take jobs.
+    each_suspended = ["suspended"] * len(worker_pids(seats))  # a worker per app process
+    wait_until(lambda: workers_in(replicated) == each_suspended, 30, "the workers suspended")
     seat_buyers = PacedClients(seats_port, "/reserve_seat", clients=3, pause=0.02)
     stock_buyers = PacedClients(stock_port, "/reserve_product/2", clients=1, pause=0.3)
     wait_until(
