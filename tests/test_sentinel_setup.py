@@ -224,13 +224,18 @@ def started_lines(s: ScriptSet, primary: int) -> list[str]:
 
 
 def final_lines(s: ScriptSet, primary: int) -> list[str]:
-    first, second = s.replicas_of(primary)
+    replicas = s.replicas_of(primary)
+    if len(replicas) == 1:
+        in_sync_line = f"its replica on 127.0.0.1:{replicas[0]} is in sync, and the "
+        in_sync_line += f"{SENTINEL_COUNT} sentinels know both"
+    else:
+        first, second = replicas
+        in_sync_line = f"its replicas on 127.0.0.1:{first} and 127.0.0.1:{second} are in "
+        in_sync_line += f"sync, and the {SENTINEL_COUNT} sentinels know them all"
     sentinel_ports = " ".join(map(str, s.sentinels))
     replica_ports = " ".join(map(str, s.replicas))
     return [
-        f"The primary is on 127.0.0.1:{primary}, its replicas on 127.0.0.1:{first} and "
-        f"127.0.0.1:{second} are in sync, and the {SENTINEL_COUNT} sentinels know them all "
-        "and each other.",
+        f"The primary is on 127.0.0.1:{primary}, {in_sync_line} and each other.",
         f"REDIS_URL={s.url}",
         f"  connect: .redis/bin/redis-cli -p {s.sentinels[0]} "
         f"sentinel get-master-addr-by-name {MASTER_NAME}",
@@ -334,6 +339,53 @@ def test_a_second_start_after_a_kill_9_of_one_replica_restarts_just_that_one(scr
     assert role_of(gone)[:3] == ["slave", "127.0.0.1", s.primary]
     with client(gone) as replica:
         assert replica.get("while") == "one replica is down"
+
+
+def test_a_primary_down_with_its_sentinels_and_not_failed_over_starts_as_the_primary(
+    script_set,
+):
+    s = script_set
+    assert s.start().returncode == 0
+    with client(s.primary) as primary:
+        primary.set("before", "the kills")
+        assert primary.wait(2, 5000) == 2
+    replica_pids = {port: s.pid(port) for port in s.replicas}
+    # The sentinels first: none of them is left to fail the primary over.
+    for port in [*s.sentinels, s.primary]:
+        os.kill(s.pid(port), signal.SIGKILL)
+    wait_until(
+        lambda: not any(answers(port) for port in [*s.sentinels, s.primary]),
+        10,
+        "the sentinels and the primary gone",
+    )
+
+    again = s.start()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1:] == [
+        started_line(s, s.primary, s.primary),
+        *(running_line(s, port) for port in s.replicas),
+        *(
+            f"Started a sentinel on 127.0.0.1:{port} (pid {s.pid(port)}), "
+            f"its state in {RUN}/{port}."
+            for port in s.sentinels
+        ),
+        *final_lines(s, s.primary),
+    ]
+    assert {port: s.pid(port) for port in s.replicas} == replica_pids
+    assert_set_is(s, s.primary)
+    with client(s.primary) as primary:
+        assert primary.get("before") == "the kills"
+
+
+def test_one_replica_is_a_set_too(script_set):
+    s = script_set
+    s.replicas = s.replicas[:1]
+    started = s.start()
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[1:] == started_lines(s, s.primary) + final_lines(
+        s, s.primary
+    )
+    assert_set_is(s, s.primary)
 
 
 def confirmed_write(redis_client: redis.Redis, key: str, value: str) -> bool:
