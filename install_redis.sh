@@ -11,9 +11,10 @@
 # makes a fresh one from: redis.io, debian (Debian's source package, through apt) or
 # package (Debian's packaged binary, not a build). Unset, it tries them in that order.
 #
-# The Sentinel set (a primary, a replica and three sentinels, for trying a failover) is
-# redis-setup/sentinel.sh; `./install_redis.sh --sentinel` is its alias, and --stop
-# stops it too.
+# The Sentinel set (a primary, two replicas and three sentinels: a failover that keeps
+# serving with no one acting) is redis-setup/sentinel.sh; `./install_redis.sh --sentinel`
+# is its alias (run again, it starts whatever of the set is down, in its role now), and
+# --stop stops the set too. Its ports: REDIS_PORT, REDIS_REPLICA_PORTS, SENTINEL_PORTS.
 set -euo pipefail
 shopt -s extglob nullglob
 
@@ -78,7 +79,7 @@ stop_all() {  # the single server, and the sentinel set if one was made with thi
 case ${1:-} in
   '') ensure_built && start_server ;;
   --build-only) ensure_built ;;
-  --sentinel) ensure_built && start_sentinel_set ;;
+  --sentinel) check_set_settings && ensure_built && start_sentinel_set ;;
   --stop) stop_all ;;
   -h | --help) print_usage "$0" ;;
   *) die "unknown option '$1' (try --help)" ;;

@@ -1,6 +1,6 @@
-"""Issue 13, part 2: the replicated set-up, a primary, a replica and three sentinels, from
-`redis-setup/sentinel.sh` (and its alias `./install_redis.sh --sentinel`) and from
-harness/sentinel.py.
+"""Issue 13, part 2, and issue 20: the replicated set-up, a primary, two replicas and
+three sentinels, from `redis-setup/sentinel.sh` (and its alias `./install_redis.sh
+--sentinel`), and from harness/sentinel.py.
 
 The script runs in a copy of the project in a temporary folder (its .redis/bin a link to
 the project's build), on free ports: never the project's .redis/run, never 6379. Every
@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,23 @@ from harness.net import free_port
 from harness.redis_server import PROJECT, RedisServer
 from harness.sentinel import MASTER_NAME, SENTINEL_COUNT, ReplicatedRedis, in_sync, role
 from harness.waiting import wait_until
+from queuing.redis_connection import (
+    UNREACHABLE,
+    confirmed_command,
+    create_client,
+    replicas_to_confirm,
+)
 from tests.redis_ports import answers, client
 
 pytestmark = pytest.mark.slow  # it starts, kills and restarts servers and sentinels
 
 BUILT = PROJECT / ".redis" / "bin"
-# redis-setup/sentinel.sh's down-after-milliseconds is 5 s; the sentinels then elect a leader
-# and promote: a generous bound, not a timing goal.
+REPLICA_COUNT = 2  # the script's default, REDIS_REPLICA_PORTS="6380 6381"
+# redis-setup/sentinel.sh's down-after-milliseconds is 3 s; the sentinels then elect a
+# leader, promote a replica and move the other one over: a generous bound, not a timing
+# goal (that one, 10 s from a kill -9 to a confirmed write, is measured and printed).
 SCRIPT_FAILOVER_TIMEOUT = 60
+RUN = ".redis/run/sentinel-set"
 
 
 @dataclass(frozen=True)
@@ -66,16 +76,21 @@ class ScriptSet:
 
     project: Path
     commands: SetCommands
-    primary: int
-    replica: int
+    primary: int  # the first primary, REDIS_PORT
+    replicas: list[int]
     sentinels: list[int]
+
+    @property
+    def data_ports(self) -> list[int]:
+        """The first primary, then the replicas, in the order the script is given them."""
+        return [self.primary, *self.replicas]
 
     @property
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
             "REDIS_PORT": str(self.primary),
-            "REDIS_REPLICA_PORT": str(self.replica),
+            "REDIS_REPLICA_PORTS": " ".join(map(str, self.replicas)),
             "SENTINEL_PORTS": " ".join(map(str, self.sentinels)),
         }
 
@@ -85,11 +100,13 @@ class ScriptSet:
     def stop(self) -> subprocess.CompletedProcess:
         return self.run(*self.commands.stop)
 
-    def run(self, script: str, *args: str) -> subprocess.CompletedProcess:
+    def run(
+        self, script: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(self.project / script), *args],
             cwd=self.project,
-            env=self.env,
+            env=self.env if env is None else env,
             capture_output=True,
             text=True,
             timeout=120,  # a start takes ~10 s; under the suite-wide 300
@@ -101,11 +118,15 @@ class ScriptSet:
         return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
 
     def folder(self, port: int) -> Path:
-        return self.project / ".redis" / "run" / "sentinel-set" / str(port)
+        return self.project / RUN / str(port)
 
     def pid(self, port: int) -> int:
-        name = "redis.pid" if port in (self.primary, self.replica) else "sentinel.pid"
+        name = "redis.pid" if port in self.data_ports else "sentinel.pid"
         return int((self.folder(port) / name).read_text())
+
+    def replicas_of(self, primary: int) -> list[int]:
+        """The data servers but `primary`, in the order the script names them."""
+        return [port for port in self.data_ports if port != primary]
 
 
 @pytest.fixture
@@ -119,14 +140,15 @@ def script_set(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scrip
     shutil.copytree(PROJECT / "redis-setup", tmp_path / "redis-setup")
     (tmp_path / ".redis").mkdir()
     (tmp_path / ".redis" / "bin").symlink_to(BUILT)
-    ports = [free_port() for _ in range(2 + SENTINEL_COUNT)]
+    ports = [free_port() for _ in range(1 + REPLICA_COUNT + SENTINEL_COUNT)]
     assert len(set(ports)) == len(ports)
     commands = SET_COMMANDS[getattr(request, "param", "alias")]
-    script_set = ScriptSet(tmp_path, commands, ports[0], ports[1], ports[2:])
+    replicas = ports[1 : 1 + REPLICA_COUNT]
+    script_set = ScriptSet(tmp_path, commands, ports[0], replicas, ports[1 + REPLICA_COUNT :])
     yield script_set
     script_set.stop()
     # Should --stop have failed: what the script started, by the PIDs it wrote.
-    for pid_file in tmp_path.glob(".redis/run/sentinel-set/*/*.pid"):
+    for pid_file in tmp_path.glob(f"{RUN}/*/*.pid"):
         pid = int(pid_file.read_text())
         if "redis-server" in process_command(pid):
             os.kill(pid, signal.SIGKILL)
@@ -159,66 +181,97 @@ def replica_in_sync(port: int, primary_port: int) -> bool:
     )
 
 
-def assert_set_is(s: ScriptSet, primary: int, replica: int) -> None:
-    """One primary, its replica in sync, and each sentinel knowing both and the others."""
+def assert_set_is(s: ScriptSet, primary: int) -> None:
+    """One primary, every other data server its replica and in sync, and each sentinel
+    knowing them all, none down, and the other sentinels."""
+    replicas = s.replicas_of(primary)
     assert role_of(primary)[0] == "master"
-    assert replica_in_sync(replica, primary)
+    assert all(replica_in_sync(replica, primary) for replica in replicas)
     for port in s.sentinels:
         assert named_primary(port) == ("127.0.0.1", primary)
         with client(port) as sentinel:
             master = sentinel.sentinel_master(MASTER_NAME)
             assert master["num-other-sentinels"] == SENTINEL_COUNT - 1
-            assert [r["port"] for r in sentinel.sentinel_slaves(MASTER_NAME)] == [replica]
+            known = sentinel.sentinel_slaves(MASTER_NAME)
+            assert sorted(r["port"] for r in known) == sorted(replicas)
+            assert all(r["flags"] == "slave" for r in known)
             others = {other["port"] for other in sentinel.sentinel_sentinels(MASTER_NAME)}
             assert others == set(s.sentinels) - {port}
 
 
-def started_lines(s: ScriptSet, primary: int, replica: int) -> list[str]:
-    run = ".redis/run/sentinel-set"
+def started_line(s: ScriptSet, port: int, primary: int) -> str:
+    what = "the primary" if port == primary else f"a replica of 127.0.0.1:{primary}"
+    return f"Started {what} on 127.0.0.1:{port} (pid {s.pid(port)}), its data in {RUN}/{port}."
+
+
+def running_line(s: ScriptSet, port: int) -> str:
+    what = "Redis server" if port in s.data_ports else "sentinel"
+    return (
+        f"The {what} on 127.0.0.1:{port} is already running (pid {s.pid(port)}); "
+        "not starting a second one."
+    )
+
+
+def started_lines(s: ScriptSet, primary: int) -> list[str]:
     return [
-        f"Started the primary on 127.0.0.1:{primary} (pid {s.pid(primary)}), "
-        f"its data in {run}/{primary}.",
-        f"Started a replica of 127.0.0.1:{primary} on 127.0.0.1:{replica} "
-        f"(pid {s.pid(replica)}), its data in {run}/{replica}.",
+        *(started_line(s, port, primary) for port in [primary, *s.replicas_of(primary)]),
         *(
             f"Started a sentinel on 127.0.0.1:{port} (pid {s.pid(port)}), "
-            f"its state in {run}/{port}."
+            f"its state in {RUN}/{port}."
             for port in s.sentinels
         ),
     ]
 
 
-def final_lines(s: ScriptSet, primary: int, replica: int) -> list[str]:
+def final_lines(s: ScriptSet, primary: int) -> list[str]:
+    replicas = s.replicas_of(primary)
+    if len(replicas) == 1:
+        in_sync_line = f"its replica on 127.0.0.1:{replicas[0]} is in sync, and the "
+        in_sync_line += f"{SENTINEL_COUNT} sentinels know both"
+    else:
+        first, second = replicas
+        in_sync_line = f"its replicas on 127.0.0.1:{first} and 127.0.0.1:{second} are in "
+        in_sync_line += f"sync, and the {SENTINEL_COUNT} sentinels know them all"
     sentinel_ports = " ".join(map(str, s.sentinels))
+    replica_ports = " ".join(map(str, s.replicas))
     return [
-        f"The primary is on 127.0.0.1:{primary}, its replica on 127.0.0.1:{replica} is in "
-        f"sync, and the {SENTINEL_COUNT} sentinels know both and each other.",
+        f"The primary is on 127.0.0.1:{primary}, {in_sync_line} and each other.",
         f"REDIS_URL={s.url}",
         f"  connect: .redis/bin/redis-cli -p {s.sentinels[0]} "
         f"sentinel get-master-addr-by-name {MASTER_NAME}",
-        f"  stop:    REDIS_PORT={s.primary} REDIS_REPLICA_PORT={s.replica} "
+        f"  stop:    REDIS_PORT={s.primary} REDIS_REPLICA_PORTS='{replica_ports}' "
         f"SENTINEL_PORTS='{sentinel_ports}' {s.commands.stop_shown}",
+    ]
+
+
+def stopped_lines(s: ScriptSet, pids: dict[int, int], primary: int) -> list[str]:
+    """--stop's lines: the sentinels, then the primary, then each replica."""
+    return [
+        *(f"Stopped the sentinel on 127.0.0.1:{port} (pid {pids[port]})." for port in s.sentinels),
+        *(
+            f"Stopped the {'primary' if port == primary else 'replica'} on 127.0.0.1:{port} "
+            f"(pid {pids[port]}); it saved its data in {RUN}/{port}."
+            for port in [primary, *s.replicas_of(primary)]
+        ),
     ]
 
 
 @pytest.mark.parametrize("script_set", ["alias", "direct"], indirect=True)
 def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_all(script_set):
     s = script_set
-    all_ports = [s.primary, s.replica, *s.sentinels]
+    all_ports = [*s.data_ports, *s.sentinels]
     started = s.start()
     assert started.returncode == 0, started.stderr
     lines = started.stdout.splitlines()
     assert re.fullmatch(r"Reusing Redis 7\.0\.15 built from .*, in \.redis/bin\.", lines[0])
-    assert lines[1:] == started_lines(s, s.primary, s.replica) + final_lines(
-        s, s.primary, s.replica
-    )
+    assert lines[1:] == started_lines(s, s.primary) + final_lines(s, s.primary)
     assert lines[-3] == (
         "REDIS_URL=redis+sentinel://"
         + ",".join(f"127.0.0.1:{port}" for port in s.sentinels)
         + "/mymaster/0"
     )
-    assert_set_is(s, s.primary, s.replica)
-    for port in (s.primary, s.replica):
+    assert_set_is(s, s.primary)
+    for port in s.data_ports:
         with client(port) as redis_client:
             assert redis_client.get("Holberton") == "School"  # the dump, then replicated
             # redis.conf's settings, and its append-only file on after the first start
@@ -240,87 +293,171 @@ def test_the_script_starts_the_set_prints_its_url_twice_is_safe_and_stop_ends_al
     again = s.start()
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[1:] == [
-        *(
-            f"The {'Redis server' if port in (s.primary, s.replica) else 'sentinel'} on "
-            f"127.0.0.1:{port} is already running (pid {pids[port]}); not starting a second one."
-            for port in all_ports
-        ),
-        *final_lines(s, s.primary, s.replica),
+        *(running_line(s, port) for port in all_ports),
+        *final_lines(s, s.primary),
     ]
     assert {port: s.pid(port) for port in all_ports} == pids
 
     stopped = s.stop()
     assert stopped.returncode == 0, stopped.stderr
-    run = ".redis/run/sentinel-set"
-    assert stopped.stdout.splitlines() == [
-        *(f"Stopped the sentinel on 127.0.0.1:{port} (pid {pids[port]})." for port in s.sentinels),
-        f"Stopped the primary on 127.0.0.1:{s.primary} (pid {pids[s.primary]}); "
-        f"it saved its data in {run}/{s.primary}.",
-        f"Stopped the replica on 127.0.0.1:{s.replica} (pid {pids[s.replica]}); "
-        f"it saved its data in {run}/{s.replica}.",
-    ]
+    assert stopped.stdout.splitlines() == stopped_lines(s, pids, s.primary)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids.values())
     assert not any(answers(port) for port in all_ports)
     assert s.stop().stdout == (
         f"No server of the sentinel set started by this script is running "
-        f"(ports {s.primary}, {s.replica}, {' '.join(map(str, s.sentinels))}).\n"
+        f"(ports {s.primary}, {' '.join(map(str, s.replicas))}, "
+        f"{' '.join(map(str, s.sentinels))}).\n"
     )
 
 
-def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as_replica(
+def test_a_second_start_after_a_kill_9_of_one_replica_restarts_just_that_one(script_set):
+    s = script_set
+    assert s.start().returncode == 0
+    gone, other = s.replicas
+    killed = s.pid(gone)
+    pids = {port: s.pid(port) for port in [s.primary, other, *s.sentinels]}
+    os.kill(killed, signal.SIGKILL)
+    wait_until(lambda: not answers(gone), 10, f"the replica on {gone} gone")
+    with client(s.primary) as primary:
+        # The other replica confirms: the primary takes writes as before.
+        primary.set("while", "one replica is down")
+        assert primary.wait(1, 5000) == 1
+
+    again = s.start()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1:] == [
+        *(
+            started_line(s, port, s.primary) if port == gone else running_line(s, port)
+            for port in s.data_ports  # the primary, then each replica
+        ),
+        *(running_line(s, port) for port in s.sentinels),
+        *final_lines(s, s.primary),
+    ]
+    assert s.pid(gone) != killed
+    assert {port: s.pid(port) for port in pids} == pids
+    assert_set_is(s, s.primary)
+    assert role_of(gone)[:3] == ["slave", "127.0.0.1", s.primary]
+    with client(gone) as replica:
+        assert replica.get("while") == "one replica is down"
+
+
+def test_a_primary_down_with_its_sentinels_and_not_failed_over_starts_as_the_primary(
     script_set,
 ):
     s = script_set
     assert s.start().returncode == 0
     with client(s.primary) as primary:
-        primary.set("before", "the kill")
-        assert primary.wait(1, 5000) == 1  # the replica has it
-    killed = s.pid(s.primary)
-    os.kill(killed, signal.SIGKILL)
+        primary.set("before", "the kills")
+        assert primary.wait(2, 5000) == 2
+    replica_pids = {port: s.pid(port) for port in s.replicas}
+    # The sentinels first: none of them is left to fail the primary over.
+    for port in [*s.sentinels, s.primary]:
+        os.kill(s.pid(port), signal.SIGKILL)
+    wait_until(
+        lambda: not any(answers(port) for port in [*s.sentinels, s.primary]),
+        10,
+        "the sentinels and the primary gone",
+    )
 
-    def promoted() -> bool:
-        named = {named_primary(port) for port in s.sentinels}
-        return named == {("127.0.0.1", s.replica)} and role_of(s.replica)[0] == "master"
+    again = s.start()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1:] == [
+        started_line(s, s.primary, s.primary),
+        *(running_line(s, port) for port in s.replicas),
+        *(
+            f"Started a sentinel on 127.0.0.1:{port} (pid {s.pid(port)}), "
+            f"its state in {RUN}/{port}."
+            for port in s.sentinels
+        ),
+        *final_lines(s, s.primary),
+    ]
+    assert {port: s.pid(port) for port in s.replicas} == replica_pids
+    assert_set_is(s, s.primary)
+    with client(s.primary) as primary:
+        assert primary.get("before") == "the kills"
 
-    wait_until(promoted, SCRIPT_FAILOVER_TIMEOUT, "the sentinels to promote the replica")
-    with client(s.replica) as new_primary:
-        assert new_primary.get("before") == "the kill"
-        # Its only replica was itself: no writes until one is back (redis-replicated.conf).
-        with pytest.raises(redis.ResponseError, match=r"^NOREPLICAS"):
-            new_primary.set("after", "the failover")
+
+def test_one_replica_is_a_set_too(script_set):
+    s = script_set
+    s.replicas = s.replicas[:1]
+    started = s.start()
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[1:] == started_lines(s, s.primary) + final_lines(
+        s, s.primary
+    )
+    assert_set_is(s, s.primary)
+
+
+def confirmed_write(redis_client: redis.Redis, key: str, value: str) -> bool:
+    """SET, then WAIT 1 on the same connection (confirmed_command): whether a replica
+    had it in time; False if the primary is gone, has no replica or none confirmed."""
+    try:
+        confirmed_command(redis_client, "SET", key, value)
+    except UNREACHABLE:
+        return False
+    return True
+
+
+def test_a_kill_9_of_the_primary_fails_over_and_writes_are_confirmed_with_no_one_acting(
+    script_set, monkeypatch
+):
+    s = script_set
+    assert s.start().returncode == 0
+    monkeypatch.setenv("REDIS_URL", s.url)
+    monkeypatch.delenv("REDIS_CONFIRM_REPLICAS", raising=False)
+    with create_client() as sentinel_client:
+        assert replicas_to_confirm(sentinel_client) == 1  # WAIT 1
+        assert confirmed_write(sentinel_client, "before", "the kill")
+        killed = s.pid(s.primary)
+        os.kill(killed, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # No one acts: the sentinels promote a replica and move the other one over,
+        # and the client finds the new primary, which has a replica to confirm with.
+        wait_until(
+            lambda: confirmed_write(sentinel_client, "after", "the failover"),
+            SCRIPT_FAILOVER_TIMEOUT,
+            "a write confirmed by a replica after the kill",
+            every=0.05,
+        )
+        seconds = time.monotonic() - killed_at
+        print(f"\nkill -9 of the primary to the first confirmed write: {seconds:.2f} s")
+        new_primary = sentinel_client.connection_pool.get_master_address()[1]
+    assert new_primary in s.replicas
+    other = next(port for port in s.replicas if port != new_primary)
+    assert role_of(new_primary)[0] == "master"
+    assert replica_in_sync(other, new_primary)
+    with client(new_primary) as primary:
+        assert primary.mget("before", "after") == ["the kill", "the failover"]
 
     # Run again: only the killed server starts, as a replica of the new primary.
     again = s.start()
     assert again.returncode == 0, again.stderr
-    lines = again.stdout.splitlines()
-    assert lines[1:3] == [
-        f"The Redis server on 127.0.0.1:{s.replica} is already running "
-        f"(pid {s.pid(s.replica)}); not starting a second one.",
-        f"Started a replica of 127.0.0.1:{s.replica} on 127.0.0.1:{s.primary} "
-        f"(pid {s.pid(s.primary)}), its data in .redis/run/sentinel-set/{s.primary}.",
+    assert again.stdout.splitlines()[1:] == [
+        running_line(s, new_primary),
+        started_line(s, s.primary, new_primary),
+        running_line(s, other),
+        *(running_line(s, port) for port in s.sentinels),
+        *final_lines(s, new_primary),
     ]
     assert s.pid(s.primary) != killed
-    assert all("already running" in line for line in lines[3 : 3 + SENTINEL_COUNT])
-    assert lines[3 + SENTINEL_COUNT :] == final_lines(s, s.replica, s.primary)
-    assert_set_is(s, s.replica, s.primary)
-    assert role_of(s.primary)[:3] == ["slave", "127.0.0.1", s.replica]
-    with client(s.replica) as new_primary:
-        new_primary.set("after", "the failover")
-        assert new_primary.wait(1, 5000) == 1
+    assert_set_is(s, new_primary)
+    assert role_of(s.primary)[:3] == ["slave", "127.0.0.1", new_primary]
     with client(s.primary) as old_primary:
         assert old_primary.mget("before", "after") == ["the kill", "the failover"]
 
     # Stopped and started again: each takes the role the sentinels recorded, not the
     # one the ports were first given; never two primaries.
-    assert s.stop().returncode == 0
+    pids = {port: s.pid(port) for port in [*s.data_ports, *s.sentinels]}
+    stopped = s.stop()
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines() == stopped_lines(s, pids, new_primary)
     restarted = s.start()
     assert restarted.returncode == 0, restarted.stderr
-    assert restarted.stdout.splitlines()[1:] == started_lines(
-        s, s.replica, s.primary
-    ) + final_lines(s, s.replica, s.primary)
-    assert_set_is(s, s.replica, s.primary)
-    assert role_of(s.primary)[0] == "slave"
-    with client(s.replica) as primary:
+    assert restarted.stdout.splitlines()[1:] == started_lines(s, new_primary) + final_lines(
+        s, new_primary
+    )
+    assert_set_is(s, new_primary)
+    with client(new_primary) as primary:
         assert primary.mget("before", "after", "Holberton") == [
             "the kill",
             "the failover",
@@ -331,16 +468,33 @@ def test_a_kill_9_of_the_primary_promotes_the_replica_and_the_old_one_rejoins_as
 @pytest.mark.parametrize("script_set", ["alias", "direct"], indirect=True)
 def test_a_port_taken_by_another_server_starts_nothing(script_set, make_redis_server):
     s = script_set
-    make_redis_server(s.replica, persist=False).start()
+    taken = s.replicas[-1]
+    make_redis_server(taken, persist=False).start()
     result = s.start()
     assert result.returncode == 1
     assert result.stderr == (
         f"{s.commands.error_prefix} already "
-        f"answers on 127.0.0.1:{s.replica}; stop it (./install_redis.sh --stop, if it is "
-        f"the single server) or set REDIS_PORT and REDIS_REPLICA_PORT\n"
+        f"answers on 127.0.0.1:{taken}; stop it (./install_redis.sh --stop, if it is "
+        f"the single server) or set REDIS_PORT and REDIS_REPLICA_PORTS\n"
     )
-    assert not answers(s.primary)
-    assert not any(answers(port) for port in s.sentinels)
+    assert not any(answers(port) for port in [*s.data_ports, *s.sentinels] if port != taken)
+
+
+@pytest.mark.parametrize("script_set", ["alias", "direct"], indirect=True)
+def test_the_old_replica_port_setting_is_refused_with_its_new_name(script_set):
+    s = script_set
+    env = {**s.env, "REDIS_REPLICA_PORT": str(s.replicas[0])}
+    del env["REDIS_REPLICA_PORTS"]
+    result = s.run(*s.commands.start, env=env)
+    assert result.returncode == 1
+    script = s.commands.start[0].split("/")[-1]
+    assert result.stderr == (
+        f"{script}: REDIS_REPLICA_PORT was renamed REDIS_REPLICA_PORTS, the replicas' ports "
+        'separated by spaces (default "6380 6381"): set that instead\n'
+    )
+    assert result.stdout == ""  # before anything is built or started
+    assert not (s.project / ".redis" / "run").exists()
+    assert not any(answers(port) for port in [*s.data_ports, *s.sentinels])
 
 
 @pytest.fixture
