@@ -35,8 +35,9 @@ REPLICATED_CONF = PROJECT / "redis-replicated.conf"
 MASTER_NAME = "mymaster"
 SENTINEL_COUNT = 3
 QUORUM = 2  # two of the three sentinels must see the primary down before a failover
-# Quicker than redis-setup/sentinel.sh's 5000 ms, so that a test does not wait long for a
-# failover: the tests' servers hold little data, and never pause for a second.
+# Quicker than redis-setup/sentinel.sh's (script_down_after_ms()), so that a test does not
+# wait long for a failover: the tests' servers hold little data, and never pause for a
+# second. The bench measures with the script's.
 DOWN_AFTER_MS = 1000
 # A failover here takes well under a second; a failed one is tried again after twice this.
 FAILOVER_TIMEOUT_MS = 5000

@@ -508,42 +508,56 @@ def test_replicated_redis_fails_over_restarts_and_stops_every_process(replicated
     assert replicated.start() is replicated
     hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in replicated.sentinels)
     assert replicated.url == f"redis+sentinel://{hosts}/mymaster/0"
-    first, second = replicated.servers
+    first, second, third = replicated.servers
     assert replicated.primary() is first
-    assert replicated.replica() is second
+    assert replicated.replicas() == [second, third]
     assert role(first) == "master"
-    assert in_sync(second, first.port)
+    assert in_sync(second, first.port) and in_sync(third, first.port)
     for sentinel in replicated.sentinels:
         assert sentinel.named_primary() == first.port
-        assert sentinel.knows(first.port, second.port)
+        assert sentinel.knows(first.port, [second.port, third.port])
     with first.client() as primary:
         primary.set("before", "the kill")
-        assert primary.wait(1, 5000) == 1
+        assert primary.wait(2, 5000) == 2
 
     killed = replicated.kill_primary()
     assert killed is first
     assert killed.process is None
     new_primary = replicated.wait_for_failover(killed.port)
-    assert new_primary is second
-    assert role(second) == "master"
-    assert {sentinel.named_primary() for sentinel in replicated.sentinels} == {second.port}
-    with second.client() as primary:
+    assert new_primary in (second, third)
+    other = third if new_primary is second else second
+    assert role(new_primary) == "master"
+    assert {sentinel.named_primary() for sentinel in replicated.sentinels} == {new_primary.port}
+    with new_primary.client() as primary:
         assert primary.get("before") == "the kill"
+        # The other replica follows the new primary: it confirms with no one acting.
+        primary.set("after", "the failover")
+        assert primary.wait(1, 5000) == 1
 
     assert replicated.restart(killed) is killed
     assert role(killed) == "slave"
-    assert in_sync(killed, second.port)
-    assert replicated.primary() is second
-    assert replicated.replica() is killed
+    assert in_sync(killed, new_primary.port) and in_sync(other, new_primary.port)
+    assert replicated.primary() is new_primary
+    assert set(replicated.replicas()) == {killed, other}
     with killed.client() as replica:
-        assert replica.get("before") == "the kill"
+        assert replica.get("after") == "the failover"
 
     pids = replicated.pids
-    assert len(pids) == 2 + SENTINEL_COUNT
+    assert len(pids) == 3 + SENTINEL_COUNT
     replicated.stop()
     assert replicated.pids == []
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     replicated.stop()  # twice is safe, as after a failed test
+
+
+def test_a_frozen_server_is_thawed_and_stopped_by_stop(replicated):
+    replicated.start()
+    frozen = replicated.replicas()[0]
+    replicated.freeze(frozen)
+    pid = frozen.pid
+    assert Path(f"/proc/{pid}/status").read_text().count("(stopped)") == 1
+    replicated.stop()
+    assert not Path(f"/proc/{pid}").exists()
 
 
 def test_a_replicated_redis_that_fails_to_start_leaves_no_process(
