@@ -1,8 +1,8 @@
 """What one Redis primary holds, from Redis's own counters: memory per job (queued,
-finished and kept, finished and removed) and Redis's CPU per job and per reservation.
-docs/past-one-redis.md reads its figures.
+finished and kept, finished and removed) and Redis's CPU per job and per reservation;
+what a full server and Redis Cluster refuse. docs/past-one-redis.md reads its figures.
 
-    .venv/bin/python bench/one_redis.py              # about a minute
+    .venv/bin/python bench/one_redis.py              # under a minute
     .venv/bin/python bench/one_redis.py --jobs 2000 --runs 1
 
 On a redis-server of its own (the project's redis.conf, a free port), one client in
@@ -19,6 +19,10 @@ this process, one thing at a time, so that nothing else runs on that server:
 
 A run alone is not under load, so its CPU figures are Redis's floor: bench/cpu_per_job.py
 measures them with the workers' processes sharing the cores.
+
+Then two checks, each on a throwaway server: what a server at its maxmemory still does
+(queue a job, start a worker), and what a one-node Redis Cluster does with RQ's enqueue,
+the job module's and the seat app's multi-key scripts.
 """
 
 import argparse
@@ -55,16 +59,23 @@ def main() -> None:
         start = lambda attempt: RedisServer(find_redis_server(), Path(folder) / f"r{attempt}")  # noqa: E731
         server = start_on_free_ports(lambda attempt: start(attempt).start())
         try:
-            os.environ["REDIS_URL"] = server.url  # for 9_stock's module-level client, if any
             client = redis.Redis(port=server.port)
             warm_up(client)
             for run in range(1, options.runs + 1):
                 load = ", ".join(f"{average:.2f}" for average in os.getloadavg())
                 print(f"run {run}, {options.jobs} jobs (load average {load}):")
-                for name, value in measure(client, options.jobs).items():
-                    print(f"  {name:60} {value}", flush=True)
+                show(measure(client, options.jobs))
         finally:
             server.stop()
+        print("a server at maxmemory (maxmemory-policy noeviction, as redis.conf):")
+        show(at_maxmemory(Path(folder)))
+        print("a one-node Redis Cluster (every slot on it: only the one-slot rule applies):")
+        show(on_a_cluster(Path(folder)))
+
+
+def show(figures: dict[str, str]) -> None:
+    for name, value in figures.items():
+        print(f"  {name:60} {value}", flush=True)
 
 
 def warm_up(client: redis.Redis) -> None:
@@ -140,6 +151,78 @@ def measure(client: redis.Redis, jobs: int) -> dict[str, str]:
     assert left is not None and int(left) == 0, f"stock left: {left!r}"
     client.flushall()
     return figures
+
+
+def at_maxmemory(folder: Path) -> dict[str, str]:
+    """What a full server still does: 2,000 jobs queued, then maxmemory set to the memory
+    it uses."""
+    server = throwaway_server(folder / "full")
+    try:
+        client = redis.Redis(port=server.port)
+        queue = Queue(QUEUE, connection=client)
+        JobCreator(queue).create_many(JOB_FUNCTION, [job_data(n) for n in range(2000)])
+        client.config_set("maxmemory", client.info("memory")["used_memory"])
+        worker = JobWorker([queue], connection=client)
+        return {
+            "JobCreator.create": outcome(lambda: JobCreator(queue).create(JOB_FUNCTION, {})),
+            "a JobWorker, burst": outcome(
+                lambda: worker.work(burst=True, logging_level="CRITICAL")
+            ),
+            "jobs still queued, of 2,000": f"{client.llen(queue.key):,}",
+        }
+    finally:
+        server.stop()
+
+
+def on_a_cluster(folder: Path) -> dict[str, str]:
+    """The multi-key steps of RQ, of the job module and of the seat app on Redis Cluster,
+    and the slots of the keys they touch."""
+    nodes = folder / "cluster" / "nodes.conf"
+    server = throwaway_server(
+        folder / "cluster", "--cluster-enabled", "yes", "--cluster-config-file", str(nodes)
+    )
+    try:
+        client = redis.Redis(port=server.port)
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        wait_until(
+            lambda: b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"),
+            30,
+            "the cluster's state ok",
+        )
+        queue = Queue("reserve_seat", connection=client)
+        seats = importlib.import_module("100_seat").Seats(client)
+        figures = {
+            "RQ's Queue.enqueue": outcome(lambda: queue.enqueue(JOB_FUNCTION, {})),
+            "JobCreator.create (enqueue.lua)": outcome(
+                lambda: JobCreator(queue).create(JOB_FUNCTION, {})
+            ),
+            "the seat app's take_one_seat.lua": outcome(lambda: seats.take_one("1")),
+        }
+        keys = ["rq:queue:reserve_seat", "rq:job:1", "rq:queues", "rq:wip:reserve_seat"]
+        keys += ["rq:results:1", "job_queue:ids", "job_queue:events:reserve_seat"]
+        keys += ["available_seats", "reserved_seats"]
+        slots = (f"{key} {client.execute_command('CLUSTER', 'KEYSLOT', key)}" for key in keys)
+        figures["slots"] = ", ".join(slots)
+        return figures
+    finally:
+        server.stop()
+
+
+def throwaway_server(folder: Path, *args: str) -> RedisServer:
+    """A server from the project's redis.conf that writes nothing to disk."""
+    start = lambda attempt: RedisServer(  # noqa: E731
+        find_redis_server(), folder, persist=False, args=args
+    ).start()
+    return start_on_free_ports(start)
+
+
+def outcome(action: Callable[[], object]) -> str:
+    """'done', or the error Redis answered."""
+    try:
+        action()
+    except redis.RedisError as error:
+        return f"refused: {str(error).splitlines()[0]}"
+    return "done"
 
 
 def stock_reservation(client: redis.Redis, stock: int = 1) -> Callable[[], object]:

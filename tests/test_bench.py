@@ -112,11 +112,13 @@ def test_one_redis_gives_every_figure(redis_binary):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in result.stdout.splitlines()]
-    figures = dict(lines[1:])
-    assert len(figures) == 16, result.stdout
+    figures = dict(line for line in lines if len(line) == 2)
+    assert len(figures) == 16 + 3 + 4, result.stdout
     # every job worked, and kept as RQ keeps it (its hash and its result), or removed
     assert figures["keys left, kept"] == f"{2 * 100 + 6}"
     assert figures["keys left, removed"] == "5"
+    assert figures["jobs still queued, of 2,000"] == "2,000"
+    assert figures["the seat app's take_one_seat.lua"].startswith("refused: ")
 
 
 class SeenReadyLate(PythonSide):
