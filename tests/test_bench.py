@@ -3,6 +3,7 @@ where node is installed. (The benchmark itself is not a test: see README.)"""
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,22 @@ def test_cpu_per_job_gives_a_row_per_workload_and_stack(redis_binary):
     # in commands. CPU is counted in ticks of 10 ms: with 50 jobs, it may show none.
     figures = [[float(figure.replace(",", "")) for figure in row[2:]] for row in rows]
     assert all(len(row) == 5 and row[0] > 0 and row[3] > 0 for row in figures)
+
+
+def test_one_redis_gives_every_figure(redis_binary):
+    command = [sys.executable, "bench/one_redis.py", "--jobs", "100", "--runs", "1"]
+    result = subprocess.run(
+        command, cwd=PROJECT, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in result.stdout.splitlines()]
+    figures = dict(line for line in lines if len(line) == 2)
+    assert len(figures) == 16 + 3 + 4, result.stdout
+    # every job worked, and kept as RQ keeps it (its hash and its result), or removed
+    assert figures["keys left, kept"] == f"{2 * 100 + 6}"
+    assert figures["keys left, removed"] == "5"
+    assert figures["jobs still queued, of 2,000"] == "2,000"
+    assert figures["the seat app's take_one_seat.lua"].startswith("refused: ")
 
 
 class SeenReadyLate(PythonSide):
