@@ -96,7 +96,9 @@ def paced_load(replicated: ReplicatedRedis, serve: Callable, env: dict) -> Itera
 
 
 def promotion(replicated: ReplicatedRedis, old_port: int, seconds: float) -> float | None:
-    """When the sentinels all named another primary than `old_port`, answering as one."""
+    """When the sentinels all named another primary than `old_port`, answering as one:
+    polled every 50 ms, and the one that led the failover names it a little before the
+    others, so a reservation may be confirmed on it a few ms before this moment."""
     try:
         replicated.wait_for_failover(old_port, max(seconds, 0))
     except AssertionError:

@@ -170,7 +170,8 @@ def print_failover(measured: dict) -> None:
 def print_event(measured: dict, event: str) -> None:
     """The lines a kill and a freeze share."""
     runs = measured["runs"]
-    print(f"  {'sentinels promote a replica':32s} {times(measured, 'promoted_s')} after {event}")
+    promoted = times(measured, "promoted_s")
+    print(f"  {'all sentinels name a new primary':32s} {promoted} after {event} (polled)")
     first = times(measured, "first_confirmed_s")
     print(f"  {'first reservation confirmed':32s} {first} after {event} (goal: within 10 s)")
     meanwhile = ", ".join(str(run["failed_meanwhile"]) for run in runs)
