@@ -119,16 +119,20 @@ def checked(answers: Answers, event_at: float, taken: int) -> dict:
     unclear = [answer for answer in failed if not clear_refusal(*answer)]
     before = [answer for answer in answers if answer[1] < event_at]
     first = min(after) if after else float("inf")
-    refused = [(done, status, body) for _, done, status, body in answers if not ok(body)]
-    kinds = Counter(f"{status} {body[:60].decode(errors='replace')}" for _, status, body in refused)
+    refused = [(sent, done, status, body) for sent, done, status, body in answers if not ok(body)]
+    kinds = Counter(
+        f"{status} {body[:60].decode(errors='replace')}" for *_, status, body in refused
+    )
     return {
         "first_confirmed_s": since(min(after), event_at) if after else None,
         "requests": len(answers),
         "failed": len(failed),
-        "failed_before": sum(done < event_at for done, _, _ in refused),
-        # Answered from the kill (the freeze) to the first confirmation that followed.
-        "failed_meanwhile": sum(event_at <= done <= first for done, _, _ in refused),
-        "failed_after": sum(done > first for done, _, _ in refused),
+        "failed_before": sum(done < event_at for _, done, _, _ in refused),
+        # Answered after the kill (the freeze), sent before the first confirmation that
+        # followed it (a request held by a frozen primary may be answered after it).
+        "failed_meanwhile": sum(done >= event_at and sent <= first for sent, done, *_ in refused),
+        # Sent once reservations were confirmed again (after a thaw, say).
+        "failed_after": sum(sent > first for sent, *_ in refused),
         "failed_answers": dict(kinds.most_common()),
         "unclear": len(unclear),
         "unclear_examples": sorted({f"{status} {body[:80]!r}" for status, body in unclear})[:3],

@@ -176,6 +176,8 @@ def print_event(measured: dict, event: str) -> None:
     print(f"  {'first reservation confirmed':32s} {first} after {event} (goal: within 10 s)")
     meanwhile = ", ".join(str(run["failed_meanwhile"]) for run in runs)
     print(f"  {'requests failed meanwhile':32s} {meanwhile}")
+    after = ", ".join(str(run["failed_after"]) for run in runs)
+    print(f"  {'failed, sent after recovery':32s} {after}")
     failed = ", ".join(f"{run['failed']} of {run['requests']}" for run in runs)
     unclear = measured["unclear"]
     clear = "every one a JSON 503" if not unclear else f"{unclear} NOT a JSON 503"
