@@ -255,7 +255,7 @@ def seconds(value: float | None) -> str:
 
 def describe(run: dict) -> str:
     clear = "every one a JSON 503" if not run["unclear"] else f"{run['unclear']} NOT a JSON 503"
-    lost = "none lost" if not run["lost"] else f"{run['lost']} LOST"
+    lost = "none lost" if not run["lost"] else f"{run['lost']} MORE CONFIRMED THAN TAKEN"
     line = (
         f"promoted {seconds(run['promoted_s'])}, first reservation confirmed "
         f"{seconds(run['first_confirmed_s'])} after it; {run['failed']} of {run['requests']} "

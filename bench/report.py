@@ -191,7 +191,13 @@ def print_event(measured: dict, event: str) -> None:
         print(f"    not a JSON 503: {example}")
     confirmed = ", ".join(f"{run['confirmed']:,}" for run in runs)
     taken = ", ".join(f"{run['stock_taken']:,}" for run in runs)
-    lost = "nothing confirmed lost" if not measured["lost"] else f"{measured['lost']} LOST"
+    # More confirmed than taken: a confirmation lost, or a unit given back where it was
+    # not taken (docs/performance.md, Sentinel): either way the stock is wrong.
+    lost = (
+        "nothing confirmed lost"
+        if not measured["lost"]
+        else f"{measured['lost']} MORE CONFIRMED THAN TAKEN (lost, or given back elsewhere)"
+    )
     print(f"  {'confirmed / stock taken':32s} {confirmed} / {taken}: {lost}")
     if not measured["right"]:
         print("  WRONG: a run lost a confirmation, answered unclearly or never recovered")
