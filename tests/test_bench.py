@@ -91,11 +91,7 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
         assert event["first_confirmed_s"] is not None, event
     assert freeze["unclear"] == 0, freeze
     assert freeze["runs"][0]["old_primary_role"] == "slave", freeze
-    # A known bug, not a timing: 9_stock gives back an unconfirmed unit through its pool,
-    # which after a freeze may hand it the new primary though the unit was taken on the
-    # old one (docs/performance.md, Sentinel): the stock ends one unit high, one freeze
-    # in three or more. Back to == 0 once the give-back uses the take's connection.
-    assert freeze["lost"] <= 1, freeze
+    assert freeze["lost"] == 0, freeze  # the give-back goes on the take's own connection
     assert "first reservation confirmed" in result.stdout
 
 
