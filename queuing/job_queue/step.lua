@@ -69,10 +69,15 @@ end
 local job, run = string.format(job_key, ended_id), ended_id .. ':' .. ended_execution
 if outcome ~= '' then
   redis.call('SREM', worker_executions, run)
-  -- A job ends once: if it is no longer started by this worker (its worker was cut
-  -- off so long that it was called abandoned and failed), the late outcome is dropped.
+  -- A job ends once: if it is no longer started by this worker in this execution (its
+  -- worker was cut off so long that it was called abandoned and failed; or this is an
+  -- outcome sent again after a lost connection, JobWorker._write_again, which the
+  -- server may have had all along), the outcome is dropped.
   local current = redis.call('HMGET', job, 'status', 'worker_name')
-  if current[1] ~= 'started' or current[2] ~= worker_name then outcome = '' end
+  if current[1] ~= 'started' or current[2] ~= worker_name
+    or not redis.call('ZSCORE', string.format(started_key, ended_origin), run) then
+    outcome = ''
+  end
 end
 if outcome ~= '' then
   local ended_on, ttl = tonumber(ended_at_seconds), tonumber(ttl)

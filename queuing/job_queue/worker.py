@@ -68,6 +68,9 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         # queue.shutdown(timeout)); None: it is waited for, however long it takes.
         self.shutdown_timeout: float | None = None
         self._thread_id = threading.get_ident()
+        # The last outcome a step wrote: sent again after a lost connection, as the
+        # server that took it may have died before its replica had it (_write_again).
+        self._written: Outcome | None = None
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a job's execution counts as alive without news: RQ's SimpleWorker's
@@ -130,9 +133,17 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         idle_since = time.monotonic()
         waiting = True  # between jobs, where RQ's worker waits for a lost Redis in place
         reconnect_wait = 1.0
+        # The last outcomes written before Redis was lost, to write again (_write_again).
+        again: list[Outcome] = []
         try:
             while True:
                 try:
+                    if again:  # after the outcome still unwritten, if any
+                        self._write_outcome(steps, outcome)
+                        outcome = None
+                        while again:
+                            self._step(steps, again[0], None)
+                            again.pop(0)
                     if self._housekeeping_due():
                         # Written first: housekeeping may wait a long while (`rq suspend`).
                         self._write_outcome(steps, outcome)
@@ -169,6 +180,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                         break
                 # RQ's loop's rules, and its dequeue's for a Redis lost between jobs.
                 except UNREACHABLE as error:
+                    if self._written is not None and self._written not in again:
+                        again.append(self._written)
                     if not self.waits_for_redis_in_place:
                         raise  # for the caller to start anew (_WorkerLoop)
                     if waiting and not self.stop_requested:
@@ -210,6 +223,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         finally:
             try:
                 self._write_outcome(steps, outcome)
+                for written in again:
+                    self._write_again(steps, written)
             finally:
                 heartbeat.stop()
                 steps.close()
