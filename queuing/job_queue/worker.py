@@ -40,7 +40,9 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     a live worker's job is never called abandoned and a dead worker's soon is.
     """
 
-    # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
+    # Past the job's timeout a live worker has ended the job, and past the heartbeat
+    # thread's renewal (every job_monitoring_interval) renewed it: this covers the
+    # bookkeeping, or a renewal held up (tried again every second while Redis is lost).
     HEARTBEAT_MARGIN_SECONDS = 10
     # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
     WAIT_SECONDS = 1
@@ -266,6 +268,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             default_timeout=self.queue_class.DEFAULT_TIMEOUT,
             heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
             no_timeout_ttl=DEFAULT_WORKER_TTL,
+            monitoring_interval=int(self.job_monitoring_interval),
             one_queue=len(self.queues) == 1,
             fast_path=self._may_take_fast_path(),
             events_kept=EVENTS_KEPT,
