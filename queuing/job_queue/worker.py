@@ -53,7 +53,10 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     waits_for_redis_in_place = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
+        # RQ's maintenance, where abandoned jobs are found, every 10 s (RQ: 600 s): about
+        # 11 commands a queue and 0.1 ms of Redis's time a run (INFO commandstats), where
+        # a job costs one round trip.
+        kwargs.setdefault("maintenance_interval", 10)
         super().__init__(*args, **kwargs)
         self.stop_requested = False
         self._last_housekeeping = 0.0
