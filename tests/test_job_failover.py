@@ -104,7 +104,9 @@ def release(pids: list[int]) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-def start_held_job(replicated: ReplicatedRedis, start_script, tmp_path: Path) -> tuple[Job, Path]:
+def start_held_job(
+    replicated: ReplicatedRedis, start_script, tmp_path: Path, job_timeout: int = 30
+) -> tuple[Job, Path]:
     """A processor on the Sentinel URL, and a job it runs until the file exists: its
     start known to every replica."""
     primary = replicated.primary()
@@ -112,7 +114,8 @@ def start_held_job(replicated: ReplicatedRedis, start_script, tmp_path: Path) ->
     with client(primary.port) as connection:
         wait_until(lambda: connection.scard("rq:workers") == 2, 30, "two workers")
         file = tmp_path / "may_end"
-        job = create_job(Queue(QUEUE, connection=connection), HELD, {"file": str(file)})
+        queue = Queue(QUEUE, connection=connection)
+        job = create_job(queue, HELD, {"file": str(file)}, job_timeout=job_timeout)
     ports = replica_ports(primary.port)
     wait_until(
         lambda: all(status_on(port, job.id) == b"started" for port in ports),
@@ -183,20 +186,56 @@ def test_an_outcome_the_dead_primary_never_passed_on_is_written_again(
     assert status == b"finished"
 
 
+# The course's timeout (JobCreator's), and RQ's default.
+@pytest.mark.parametrize("job_timeout", [30, 180])
 def test_a_job_whose_worker_dies_with_the_primary_fails_as_abandoned(
-    replicated, start_script, tmp_path
+    replicated, start_script, tmp_path, job_timeout
 ):
     """(c) The worker process dies with the primary (kill -9 both): the job, started on
     the new primary, fails as abandoned once its heartbeat has expired."""
-    job, _ = start_held_job(replicated, start_script, tmp_path)
+    job, _ = start_held_job(replicated, start_script, tmp_path, job_timeout)
     with client(replicated.primary().port) as connection:
         worker = Job.fetch(job.id, connection=connection).worker_name
         pid = int(connection.hget(f"rq:worker:{worker}", "pid"))
     port, killed_at = fail_over(replicated, lambda: os.kill(pid, signal.SIGKILL))
     seconds = wait_for_its_end(port, job, killed_at)
     status = assert_ended_once(port, job)
-    print(f"\n(c) job {job.id} ended {status.decode()} {seconds:.1f} s after the kill")
+    print(f"\n(c, timeout {job_timeout} s) job {job.id} ended {status.decode()}", end=" ")
+    print(f"{seconds:.1f} s after the kill")
     assert status == b"failed"
     with client(port) as connection:
         error = Job.fetch(job.id, connection=connection).latest_result().exc_string
     assert "AbandonedJobError" in error
+
+
+def test_workers_leave_a_frozen_primary_for_the_new_one(replicated, start_script, tmp_path):
+    """A primary frozen (SIGSTOP) past the sentinels' down-after-milliseconds: they
+    promote its replica, and the processor's workers, blocked on the frozen one, move to
+    the new primary within their socket timeout (11 s) and work a job queued there,
+    while the old one is still frozen."""
+    start_script(PROCESSOR, replicated.url)
+    frozen = replicated.primary()
+    with client(frozen.port) as connection:
+        wait_until(lambda: connection.scard("rq:workers") == 2, 30, "two workers")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        new_primary = replicated.wait_for_failover(frozen.port)
+        with client(new_primary.port) as connection:
+            # With one replica the new primary has none while the old one is frozen, and
+            # refuses writes (min-replicas-to-write); a set of two would not need this.
+            connection.config_set("min-replicas-to-write", 0)
+            file = tmp_path / "may_end"
+            file.touch()
+            queue = Queue(QUEUE, connection=connection)
+            job = create_job(queue, HELD, {"file": str(file)})
+        wait_for_its_end(new_primary.port, job, frozen_at)
+        seconds = time.monotonic() - frozen_at
+        assert os.waitpid(frozen.pid, os.WNOHANG) == (0, 0)  # still there, frozen
+        status = assert_ended_once(new_primary.port, job)
+        print(f"\n(frozen) job {job.id} queued on the new primary ended", end=" ")
+        print(f"{status.decode()} {seconds:.1f} s after the freeze")
+        assert status == b"finished"
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    replicated.restart(frozen)  # back as a replica
