@@ -7,7 +7,11 @@ from pathlib import Path
 
 
 def waits_for_its_file(data: dict) -> str:
-    """Runs until the file `data["file"]` exists (at most a minute), then returns."""
+    """Runs until the file `data["file"]` exists (at most a minute), then returns. Each
+    run adds a line to the file `data["runs"]`, if given."""
+    if "runs" in data:
+        with Path(data["runs"]).open("a") as runs:
+            runs.write("run\n")
     file = Path(data["file"])
     deadline = time.monotonic() + 60
     while not file.exists():

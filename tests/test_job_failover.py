@@ -20,6 +20,7 @@ import redis
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.suspension import resume, suspend
 
 from harness.redis_server import find_redis_server
 from harness.sentinel import ReplicatedRedis
@@ -184,6 +185,79 @@ def test_an_outcome_the_dead_primary_never_passed_on_is_written_again(
     status = assert_ended_once(port, job)
     print(f"\n(a) job {job.id} ended {status.decode()} {seconds:.1f} s after the kill")
     assert status == b"finished"
+
+
+def test_an_outcome_that_never_reached_the_dead_primary_is_written_on_the_new_one(
+    replicated, start_script, tmp_path
+):
+    """(a') The job ends while the primary is down: its worker's step fails, and it
+    writes the outcome again each second until the new primary takes it."""
+    job, file = start_held_job(replicated, start_script, tmp_path)
+    killed_at = time.monotonic()
+    killed = replicated.kill_primary()
+    file.touch()
+    new_primary = replicated.wait_for_failover(killed.port)
+    replicated.restart(killed)
+    seconds = wait_for_its_end(new_primary.port, job, killed_at)
+    status = assert_ended_once(new_primary.port, job)
+    print(f"\n(a') job {job.id} ended {status.decode()} {seconds:.1f} s after the kill")
+    assert status == b"finished"
+
+
+def test_a_job_whose_start_the_dead_primary_never_passed_on_runs_again(
+    replicated, start_script, tmp_path
+):
+    """(b) The job was taken on the old primary only: on the new one it is still queued,
+    and runs again (at least once, not exactly once: the job ran twice). Its first run's
+    outcome is dropped; it ends once, with the second's."""
+    start_script(PROCESSOR, replicated.url)
+    primary = replicated.primary()
+    file, runs = tmp_path / "may_end", tmp_path / "runs"
+    with client(primary.port) as connection:
+        wait_until(lambda: connection.scard("rq:workers") == 2, 30, "two workers")
+        suspend(connection)  # `rq suspend`: the job waits in the queue
+
+        def suspended() -> bool:
+            keys = connection.smembers("rq:workers")
+            return [connection.hget(key, "state") for key in keys] == [b"suspended"] * 2
+
+        wait_until(suspended, 30, "the workers suspended")
+        job = create_job(
+            Queue(QUEUE, connection=connection), HELD, {"file": str(file), "runs": str(runs)}
+        )
+    ports = replica_ports(primary.port)
+    wait_until(lambda: all(status_on(port, job.id) == b"queued" for port in ports), 30)
+    stopped = hold_replication(primary.port)
+    try:
+        with client(primary.port) as connection:
+            resume(connection)  # on the old primary only
+        wait_until(lambda: status_on(primary.port, job.id) == b"started", 3, "the job taken")
+        with client(primary.port) as connection:
+            worker = connection.hget(job.key, "worker_name").decode()
+            pid = connection.hget(f"rq:worker:{worker}", "pid")
+        port, killed_at = fail_over(replicated, stopped=stopped)
+    finally:
+        release(stopped)
+    assert status_on(port, job.id) == b"queued"
+    with client(port) as connection:
+        resume(connection)
+    file.touch()
+    seconds = wait_for_its_end(port, job, killed_at)
+    status = assert_ended_once(port, job)
+    print(f"\n(b) job {job.id} ended {status.decode()} {seconds:.1f} s after the kill", end=" ")
+    print(f"(it ran {runs.read_text().count('run')} times)")
+    assert status == b"finished"
+    assert runs.read_text() == "run\nrun\n"
+    # The first run's worker, alive, writes its outcome before its process registers a
+    # new worker on the new primary: dropped.
+    with client(port) as connection:
+
+        def its_process_works_again() -> bool:
+            workers = connection.smembers("rq:workers")
+            return any(connection.hget(key, "pid") == pid for key in workers)
+
+        wait_until(its_process_works_again, 30, "the first run's process working again")
+    assert assert_ended_once(port, job) == b"finished"
 
 
 # The course's timeout (JobCreator's), and RQ's default.
