@@ -32,7 +32,7 @@ class RunsJobs:
     def renew_heartbeat(self) -> None:
         """RQ's maintain_heartbeats for the job in hand, if any (from the heartbeat
         thread): its execution stays alive until the next renewal plus the worker's
-        margin (10 s), this worker for RQ's 60 s more."""
+        margin (HEARTBEAT_MARGIN_SECONDS), this worker for RQ's 60 s more."""
         in_hand = self._in_hand
         if in_hand is None:
             return

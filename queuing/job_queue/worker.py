@@ -42,8 +42,11 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
 
     # Past the job's timeout a live worker has ended the job, and past the heartbeat
     # thread's renewal (every job_monitoring_interval) renewed it: this covers the
-    # bookkeeping, or a renewal held up (tried again every second while Redis is lost).
-    HEARTBEAT_MARGIN_SECONDS = 10
+    # bookkeeping, or a renewal held up (tried again every second while Redis is lost):
+    # a failover (sentinels' down-after-milliseconds, 5 s in redis-setup, and the
+    # election), or a frozen primary (a processor's 11 s socket timeout, then the
+    # failover done meanwhile).
+    HEARTBEAT_MARGIN_SECONDS = 20
     # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
     WAIT_SECONDS = 1
     # RQ's: a worker that loses Redis between jobs waits for it in place, trying again
@@ -57,6 +60,10 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         # 11 commands a queue and 0.1 ms of Redis's time a run (INFO commandstats), where
         # a job costs one round trip.
         kwargs.setdefault("maintenance_interval", 10)
+        # The heartbeat thread renews a running job's window every 10 s (RQ: 30 s): one
+        # short script per busy worker; a dead worker's job is found abandoned at most
+        # 10 s + the margin after its last heartbeat, not 30 s + the margin.
+        kwargs.setdefault("job_monitoring_interval", 10)
         super().__init__(*args, **kwargs)
         self.stop_requested = False
         self._last_housekeeping = 0.0
