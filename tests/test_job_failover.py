@@ -26,6 +26,7 @@ from harness.redis_server import find_redis_server
 from harness.sentinel import ReplicatedRedis
 from harness.waiting import wait_until
 from queuing.job_queue import create_job, events_key
+from queuing.job_queue.events import clean_up_abandoned_jobs
 
 pytestmark = pytest.mark.slow  # five servers, a processor, failovers
 
@@ -257,6 +258,27 @@ def test_a_job_whose_start_the_dead_primary_never_passed_on_runs_again(
             return any(connection.hget(key, "pid") == pid for key in workers)
 
         wait_until(its_process_works_again, 30, "the first run's process working again")
+    assert assert_ended_once(port, job) == b"finished"
+
+
+def test_a_live_worker_s_job_outlives_its_window_across_a_failover(
+    replicated, start_script, tmp_path
+):
+    """(d) A job still running after the failover: its worker's heartbeat thread renews
+    its window on the new primary, and RQ's cleanup, run past the window the old
+    primary had given it, does not call it abandoned; it ends finished. (A timeout
+    longer than the window and the wait: RQ's default.)"""
+    job, file = start_held_job(replicated, start_script, tmp_path, job_timeout=180)
+    killed = replicated.kill_primary()
+    port = replicated.wait_for_failover(killed.port).port
+    replicated.restart(killed)
+    with client(port) as connection:
+        ((_, window_end),) = connection.zrange(f"rq:wip:{QUEUE}", 0, -1, withscores=True)
+        wait_until(lambda: time.time() > window_end + 1, 60, "the old window over")
+        clean_up_abandoned_jobs(Queue(QUEUE, connection=connection))
+    assert status_on(port, job.id) == b"started"
+    file.touch()
+    wait_until(lambda: status_on(port, job.id) in ENDED, 30, f"job {job.id} ended")
     assert assert_ended_once(port, job) == b"finished"
 
 
