@@ -231,6 +231,10 @@ class JobSteps:
     def close(self) -> None:
         self.connection.connection_pool.release(self._own_connection)
 
+    def disconnect(self) -> None:
+        """Close its connection: it connects again on the next step."""
+        self._own_connection.disconnect()
+
     def step(
         self, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:

@@ -195,6 +195,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                 except UNREACHABLE as error:
                     if self._written is not None and self._written not in again:
                         again.append(self._written)
+                    self._connect_afresh(steps)
                     if not self.waits_for_redis_in_place:
                         raise  # for the caller to start anew (_WorkerLoop)
                     if waiting and not self.stop_requested:
@@ -248,6 +249,14 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                 finally:
                     self._restore_signal_handlers()
         return bool(completed)
+
+    def _connect_afresh(self, steps: JobSteps) -> None:
+        """After a lost connection, the worker's other connections connect again on
+        their next use, to the primary the sentinels name by then: one left open to a
+        server that stopped answering (a frozen primary) would cost a socket timeout
+        each. Those in use elsewhere (an app's own) are left alone."""
+        steps.disconnect()
+        self.connection.connection_pool.disconnect(inuse_connections=False)
 
     def _install_signal_handlers_unless_owned(self) -> None:
         """RQ's work() installs its handlers (SIGINT, SIGTERM: stop after the job in
