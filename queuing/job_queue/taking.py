@@ -96,8 +96,8 @@ class TakesJobs:
             try:
                 self._step(steps, outcome, None)
                 return
-            except UNREACHABLE as error:
-                self.log.warning(
+            except UNREACHABLE as error:  # quietly: the server may have it already
+                self.log.debug(
                     "Job %s: Redis unreachable (%s): writing its outcome again in 1 s",
                     outcome.job.id,
                     error,
