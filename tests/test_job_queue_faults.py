@@ -147,6 +147,27 @@ def test_a_late_outcome_of_a_job_already_failed_as_abandoned_is_dropped(connecti
     assert status(connection, job.id) == JobStatus.FAILED
 
 
+def test_an_outcome_of_another_execution_of_the_job_is_dropped(connection):
+    """An outcome written again after a lost connection (JobWorker._write_again) ends
+    the job only in the execution it came from: not a later one of the same worker."""
+    queue = Queue(QUEUE, connection=connection)
+    job = create_job(queue, QUICK_JOB, {})
+    worker = _ThreadJobWorker([queue], connection=connection, name="again")
+    steps = JobSteps(connection, worker.name, worker.key, worker.step_settings())
+    _, claimed = steps.step(None, queue)
+    outcome = worker._run(claimed, queue)
+    outcome.execution_id = "an-earlier-one"
+    steps.step(outcome, None)
+    assert status(connection, job.id) == JobStatus.STARTED
+    assert ends(connection) == []
+    outcome.execution_id = claimed.execution_id
+    steps.step(outcome, None)
+    steps.step(outcome, None)  # and again: dropped
+    steps.close()
+    assert status(connection, job.id) == JobStatus.FINISHED
+    assert ends(connection) == [(job.id, "completed")]
+
+
 def test_a_listener_goes_on_after_a_handler_raises(connection, capsys):
     queue = Queue(QUEUE, connection=connection)
     heard = []

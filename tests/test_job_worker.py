@@ -207,12 +207,43 @@ def test_a_job_without_a_timeout_is_kept_alive_while_it_runs(connection):
     worker = JobWorker([queue], connection=connection, job_monitoring_interval=1)
     worker.work(burst=True)
     seen = job.return_value()
-    assert seen["alive_for"] > 400  # RQ's SimpleWorker gives 420 s, not -1 + 10
+    # Until the next renewal (1 s) plus the margin, not -1 + 10, nor RQ's 420 s.
+    assert 1 < seen["alive_for"] <= 1 + JobWorker.HEARTBEAT_MARGIN_SECONDS
     assert seen["last_heartbeat"] > seen["first_heartbeat"] + 1  # renewed as it ran
     assert connection.keys("rq:execution:*") == []
     # Once ended, an execution is not brought back by a late heartbeat.
     assert not renew_heartbeat(connection, worker.key, job, "ended", 90, 90)
     assert connection.keys("rq:execution:*") == []
+
+
+# Slow: a job that outlives its heartbeat window three times over.
+@pytest.mark.slow
+def test_a_live_worker_s_job_outliving_its_window_is_never_called_abandoned(
+    connection, monkeypatch
+):
+    """The window is the next renewal plus the margin, far shorter than the job: RQ's
+    cleanup, run all along, never fails it."""
+    monkeypatch.setattr(JobWorker, "HEARTBEAT_MARGIN_SECONDS", 1)
+    queue = Queue("q", connection=connection)
+    job = queue.enqueue(SLEEPS, {"seconds": 6}, job_timeout=30)
+    worker = JobWorker([queue], connection=connection, job_monitoring_interval=1)
+    done = threading.Event()
+
+    def clean_up_all_along() -> None:
+        registry = StartedJobRegistry("q", connection=connection)
+        while not done.wait(0.1):
+            registry.cleanup()
+
+    cleaner = threading.Thread(target=clean_up_all_along)
+    cleaner.start()
+    try:
+        worker.work(burst=True)
+    finally:
+        done.set()
+        cleaner.join()
+    assert 1 < job.return_value()["alive_for"] <= 2  # the window: 1 s + 1 s
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert job.id not in FailedJobRegistry("q", connection=connection)
 
 
 def test_the_heartbeat_ttl_of_rq_s_path_is_simple_worker_s_for_no_timeout(connection):

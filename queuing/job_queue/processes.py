@@ -33,6 +33,23 @@ class _ThreadJobWorker(JobWorker):
     death_penalty_class = WatchedDeathPenalty
 
 
+class _ProcessJobWorker(JobWorker):
+    """A processor's worker, in a worker process of its own with a connection pool of
+    its own, made for it by _JobWorkerPool.
+
+    RQ's rule for a worker's socket timeout, its longest wait plus 10 s: RQ's worker
+    blocks up to 405 s, so its reads may wait 415 s; this one blocks 1 s at a time
+    (WAIT_SECONDS), so 11 s. A primary that stops answering without closing its
+    connections (frozen: SIGSTOP, a VM paused) then costs the worker 11 s, after which it
+    connects again, to the primary the sentinels name by then, instead of hanging until
+    the old one wakes. RQ's JobWorker keeps RQ's 415 s (RQ's tests check it); an app's
+    WorkerThread shares the app's client, whose other reads may wait longer."""
+
+    @property
+    def connection_timeout(self) -> int:
+        return self.WAIT_SECONDS + 10
+
+
 class _FailedJobIsAnOutcome(logging.Filter):
     """Drops RQ's error record of a job that raised, with its traceback: for the project's
     processors and apps a failed job is an outcome, which its creator hears (the `failed`
@@ -139,7 +156,7 @@ def _run_worker_process(
     hand has ended (or, with a `shutdown_timeout`, failed it past that); another one, a
     second or more later, stops it at once (RQ's cold shutdown: the job is left to be
     found abandoned)."""
-    loop = _WorkerLoop(queue_names, connection, shutdown_timeout=shutdown_timeout)
+    loop = _WorkerLoop(queue_names, connection, _ProcessJobWorker, shutdown_timeout)
     first_request: list[float] = []
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -31,8 +31,8 @@ class RunsJobs:
 
     def renew_heartbeat(self) -> None:
         """RQ's maintain_heartbeats for the job in hand, if any (from the heartbeat
-        thread): its execution and this worker stay alive for another
-        job_monitoring_interval plus RQ's 60 s."""
+        thread): its execution stays alive until the next renewal plus the worker's
+        margin (HEARTBEAT_MARGIN_SECONDS), this worker for RQ's 60 s more."""
         in_hand = self._in_hand
         if in_hand is None:
             return
@@ -42,8 +42,9 @@ class RunsJobs:
             if not executions:
                 return
             execution_id = executions[0].id
-        ttl = self.job_monitoring_interval + 60
-        renew_heartbeat(self.connection, self.key, job, execution_id, ttl, ttl)
+        interval = self.job_monitoring_interval
+        ttl = int(interval) + self.HEARTBEAT_MARGIN_SECONDS
+        renew_heartbeat(self.connection, self.key, job, execution_id, ttl, int(interval) + 60)
 
     def _run(self, claimed: Claimed, queue: Queue) -> Outcome | None:
         """Run the job; its outcome, to be written with the next step. A job left to
@@ -194,10 +195,14 @@ class Heartbeat:
             self._thread.join(5)
 
     def _beat(self) -> None:
-        while not self._stopped.wait(self.worker.job_monitoring_interval):
+        interval = self.worker.job_monitoring_interval
+        wait = interval
+        while not self._stopped.wait(wait):
+            wait = interval
             try:
                 self.worker.renew_heartbeat()
-            except UNREACHABLE as error:  # the next one may get through
+            except UNREACHABLE as error:  # again in a second: the window is short (margin)
                 self.worker.log.debug("Worker %s: heartbeat not sent: %s", self.worker.name, error)
+                wait = min(interval, 1)
             except Exception:
                 self.worker.log.exception("Worker %s: heartbeat failed", self.worker.name)

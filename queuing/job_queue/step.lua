@@ -3,6 +3,7 @@
 -- ARGV: working_time, ttl, failure_ttl, record_failure, event, detail
 -- ARGV: retry, retry_at, attempt, ended_meta
 -- ARGV: take, take_id, fast_path, one_queue, heartbeat_margin, no_timeout_ttl
+-- ARGV: monitoring_interval
 -- ARGV: execution, now, started_at, default_timeout, events_kept, queue_name, worker_name
 -- ARGV: success_callbacks, failure_callbacks
 -- ARGV: job_key, dependents_key, dependencies_key, result_key, execution_key
@@ -42,8 +43,10 @@
 --   RQ's code (a worker whose RQ hooks were changed: JobWorker._may_take_fast_path);
 --   one_queue: '1' to pop into the intermediate list (RQ's dequeue for a worker of one
 --   queue, whose job RQ's own code then takes out of it), '' for a plain LPOP;
---   heartbeat_margin: seconds past its timeout before a job counts as abandoned;
---   no_timeout_ttl: the heartbeat TTL of a job without a timeout (-1); execution: the
+--   heartbeat_margin: seconds past its timeout, or past the heartbeat thread's next
+--   renewal, before a job counts as abandoned; no_timeout_ttl: the worker's TTL while
+--   it runs a job without a timeout (-1); monitoring_interval: seconds between two
+--   renewals of the heartbeat thread (RQ's job_monitoring_interval); execution: the
 --   new execution's id; now: seconds since the epoch, started_at: the same, as RQ
 --   writes dates; default_timeout: of a job without its own; events_kept: the events
 --   stream's approximate length; success_callbacks, failure_callbacks: the callback
@@ -69,10 +72,15 @@ end
 local job, run = string.format(job_key, ended_id), ended_id .. ':' .. ended_execution
 if outcome ~= '' then
   redis.call('SREM', worker_executions, run)
-  -- A job ends once: if it is no longer started by this worker (its worker was cut
-  -- off so long that it was called abandoned and failed), the late outcome is dropped.
+  -- A job ends once: if it is no longer started by this worker in this execution (its
+  -- worker was cut off so long that it was called abandoned and failed; or this is an
+  -- outcome sent again after a lost connection, JobWorker._write_again, which the
+  -- server may have had all along), the outcome is dropped.
   local current = redis.call('HMGET', job, 'status', 'worker_name')
-  if current[1] ~= 'started' or current[2] ~= worker_name then outcome = '' end
+  if current[1] ~= 'started' or current[2] ~= worker_name
+    or not redis.call('ZSCORE', string.format(started_key, ended_origin), run) then
+    outcome = ''
+  end
 end
 if outcome ~= '' then
   local ended_on, ttl = tonumber(ended_at_seconds), tonumber(ttl)
@@ -205,10 +213,16 @@ local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[4]
   and redis.call('SCARD', string.format(dependents_key, id)) == 0
 if not covered then return {'rq', id, redis.call('HGETALL', job)} end
 
--- A job without a timeout (-1) gets RQ's SimpleWorker's TTL; the worker's heartbeat
--- thread renews it while the job runs (job_queue.JobWorker).
+-- The execution is alive until the heartbeat thread's first renewal, or the job's
+-- timeout if that comes first, plus the margin (RQ's get_heartbeat_ttl: min(timeout,
+-- job_monitoring_interval) + 60); the thread renews it while the job runs
+-- (job_queue.JobWorker): a dead worker's job is found abandoned that much sooner. The
+-- worker itself stays registered for the job's timeout, as RQ's SimpleWorker (a job
+-- without one, -1: RQ's SimpleWorker's TTL).
 local timeout = tonumber(f[11] or default_timeout)
-local ttl = timeout == -1 and tonumber(no_timeout_ttl) or timeout + tonumber(heartbeat_margin)
+local margin, interval = tonumber(heartbeat_margin), tonumber(monitoring_interval)
+local worker_ttl = timeout == -1 and tonumber(no_timeout_ttl) or timeout + margin
+local ttl = (timeout == -1 and interval or math.min(timeout, interval)) + margin
 run = id .. ':' .. execution
 local execution_record = string.format(execution_key, run)
 local executions = string.format(executions_key, id)
@@ -220,8 +234,8 @@ redis.call('EXPIRE', executions, ttl + 60)
 redis.call('ZADD', string.format(started_key, queue_name), math.floor(tonumber(now)) + ttl, run)
 redis.call('SADD', worker_executions, run)
 redis.call('HSET', worker, 'state', 'busy', 'last_heartbeat', started_at)
-redis.call('EXPIRE', worker, ttl)
-redis.call('EXPIRE', worker_executions, ttl)
+redis.call('EXPIRE', worker, worker_ttl)
+redis.call('EXPIRE', worker_executions, worker_ttl)
 redis.call('HSET', job, 'last_heartbeat', started_at, 'status', 'started',
   'started_at', started_at, 'worker_name', worker_name)
 redis.call('PERSIST', job)

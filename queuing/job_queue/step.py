@@ -179,8 +179,9 @@ class StepSettings:
     """What a worker's steps need to know besides the job: from job_queue and the worker."""
 
     default_timeout: int  # of a job without its own
-    heartbeat_margin: int  # seconds past its timeout before a job counts as abandoned
-    no_timeout_ttl: int  # the heartbeat TTL of a job without a timeout (-1)
+    # Seconds past its timeout, or past the next renewal, before a job counts as abandoned.
+    heartbeat_margin: int
+    no_timeout_ttl: int  # the worker's TTL while it runs a job without a timeout (-1)
     one_queue: bool  # the worker works one queue: RQ then pops into its intermediate list
     fast_path: bool  # False: every job is left to RQ's own code
     events_kept: int  # the events streams' approximate length
@@ -189,6 +190,7 @@ class StepSettings:
     # The names of the callbacks whose effect is the step's own event (job_queue's).
     success_callbacks: tuple[str, ...]
     failure_callbacks: tuple[str, ...]
+    monitoring_interval: int = 30  # seconds between two renewals of the heartbeat thread
     job_class: type[Job] = Job  # the worker's: its keys are the ones the step writes
     # The worker's: RQ reads a job it takes with it, whatever the queue's (dequeue_any).
     serializer: Any = None
@@ -216,6 +218,7 @@ class JobSteps:
             "one_queue": "1" if settings.one_queue else "",
             "heartbeat_margin": settings.heartbeat_margin,
             "no_timeout_ttl": settings.no_timeout_ttl,
+            "monitoring_interval": settings.monitoring_interval,
             "default_timeout": settings.default_timeout,
             "events_kept": settings.events_kept,
             "worker_name": worker_name,
@@ -227,6 +230,10 @@ class JobSteps:
 
     def close(self) -> None:
         self.connection.connection_pool.release(self._own_connection)
+
+    def disconnect(self) -> None:
+        """Close its connection: it connects again on the next step."""
+        self._own_connection.disconnect()
 
     def step(
         self, outcome: Outcome | None, queue: Queue | None, job_id: str = ""

@@ -40,6 +40,8 @@ class TakesJobs:
         self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:
         kind, claimed = steps.step(outcome, queue, job_id)
+        if outcome is not None:
+            self._written = outcome
         # A retried try is not an end: job_queue's failure callback keeps nothing for it.
         if outcome is not None and not outcome.retry and "options" in outcome.job.meta:
             keep_last(outcome.job, outcome.finished)  # remove_on_complete's count, if any
@@ -81,6 +83,26 @@ class TakesJobs:
                     "Job %s ended, Redis unreachable (%s): retrying", outcome.job.id, error
                 )
                 time.sleep(1)
+
+    def _write_again(self, steps: JobSteps, outcome: Outcome) -> None:
+        """After a lost connection, write again the last outcome the server took
+        (`outcome`, from before the loss): a primary that died just then may have taken
+        it to its grave while its replica, promoted, still has the job started by this
+        worker; RQ's cleanup would fail that job as abandoned once its heartbeat
+        expires. The step drops it where the job is not in that execution any more (it
+        got there, or it ended otherwise): a job still ends once. Tried until it gets
+        through, as an outcome is, or until a stop request."""
+        while not self.stop_requested:
+            try:
+                self._step(steps, outcome, None)
+                return
+            except UNREACHABLE as error:  # quietly: the server may have it already
+                self.log.debug(
+                    "Job %s: Redis unreachable (%s): writing its outcome again in 1 s",
+                    outcome.job.id,
+                    error,
+                )
+                sleep_unless(lambda: self.stop_requested, 1)
 
     def _wait_for_job(self, steps: JobSteps) -> tuple[Claimed | None, Queue]:
         """Block on the queues for a while, as RQ's worker does, then take what came.

@@ -40,8 +40,14 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     a live worker's job is never called abandoned and a dead worker's soon is.
     """
 
-    # Past the job's timeout a live worker has ended the job; this covers the bookkeeping.
-    HEARTBEAT_MARGIN_SECONDS = 10
+    # Past the job's timeout a live worker has ended the job, and past the heartbeat
+    # thread's renewal (every job_monitoring_interval) renewed it: this covers the
+    # bookkeeping, or a renewal held up (tried again every second while Redis is lost):
+    # a failover (sentinels' down-after-milliseconds, 5 s in redis-setup, and the
+    # election), or a frozen primary (a processor's 11 s socket timeout, then the
+    # failover done meanwhile). RQ's tests want a window above 30 s even with a 1 s
+    # interval (test_execution_added_to_started_job_registry; RQ's margin is 60 s).
+    HEARTBEAT_MARGIN_SECONDS = 35
     # While waiting for jobs: how often it looks up from the queue (stop, heartbeat).
     WAIT_SECONDS = 1
     # RQ's: a worker that loses Redis between jobs waits for it in place, trying again
@@ -51,7 +57,14 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     waits_for_redis_in_place = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("maintenance_interval", 60)  # finds abandoned jobs within a minute
+        # RQ's maintenance, where abandoned jobs are found, every 10 s (RQ: 600 s): about
+        # 11 commands a queue and 0.1 ms of Redis's time a run (INFO commandstats), where
+        # a job costs one round trip.
+        kwargs.setdefault("maintenance_interval", 10)
+        # The heartbeat thread renews a running job's window every 5 s (RQ: 30 s): one
+        # short script per busy worker; a dead worker's job is found abandoned at most
+        # 5 s + the margin after its last heartbeat, not 30 s + the margin.
+        kwargs.setdefault("job_monitoring_interval", 5)
         super().__init__(*args, **kwargs)
         self.stop_requested = False
         self._last_housekeeping = 0.0
@@ -68,6 +81,9 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         # queue.shutdown(timeout)); None: it is waited for, however long it takes.
         self.shutdown_timeout: float | None = None
         self._thread_id = threading.get_ident()
+        # The last outcome a step wrote: sent again after a lost connection, as the
+        # server that took it may have died before its replica had it (_write_again).
+        self._written: Outcome | None = None
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a job's execution counts as alive without news: RQ's SimpleWorker's
@@ -130,9 +146,17 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         idle_since = time.monotonic()
         waiting = True  # between jobs, where RQ's worker waits for a lost Redis in place
         reconnect_wait = 1.0
+        # The last outcomes written before Redis was lost, to write again (_write_again).
+        again: list[Outcome] = []
         try:
             while True:
                 try:
+                    if again:  # after the outcome still unwritten, if any
+                        self._write_outcome(steps, outcome)
+                        outcome = None
+                        while again:
+                            self._step(steps, again[0], None)
+                            again.pop(0)
                     if self._housekeeping_due():
                         # Written first: housekeeping may wait a long while (`rq suspend`).
                         self._write_outcome(steps, outcome)
@@ -169,6 +193,9 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                         break
                 # RQ's loop's rules, and its dequeue's for a Redis lost between jobs.
                 except UNREACHABLE as error:
+                    if self._written is not None and self._written not in again:
+                        again.append(self._written)
+                    self._connect_afresh(steps)
                     if not self.waits_for_redis_in_place:
                         raise  # for the caller to start anew (_WorkerLoop)
                     if waiting and not self.stop_requested:
@@ -210,6 +237,8 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
         finally:
             try:
                 self._write_outcome(steps, outcome)
+                for written in again:
+                    self._write_again(steps, written)
             finally:
                 heartbeat.stop()
                 steps.close()
@@ -220,6 +249,14 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                 finally:
                     self._restore_signal_handlers()
         return bool(completed)
+
+    def _connect_afresh(self, steps: JobSteps) -> None:
+        """After a lost connection, the worker's other connections connect again on
+        their next use, to the primary the sentinels name by then: one left open to a
+        server that stopped answering (a frozen primary) would cost a socket timeout
+        each. Those in use elsewhere (an app's own) are left alone."""
+        steps.disconnect()
+        self.connection.connection_pool.disconnect(inuse_connections=False)
 
     def _install_signal_handlers_unless_owned(self) -> None:
         """RQ's work() installs its handlers (SIGINT, SIGTERM: stop after the job in
@@ -251,6 +288,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
             default_timeout=self.queue_class.DEFAULT_TIMEOUT,
             heartbeat_margin=self.HEARTBEAT_MARGIN_SECONDS,
             no_timeout_ttl=DEFAULT_WORKER_TTL,
+            monitoring_interval=int(self.job_monitoring_interval),
             one_queue=len(self.queues) == 1,
             fast_path=self._may_take_fast_path(),
             events_kept=EVENTS_KEPT,
