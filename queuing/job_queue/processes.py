@@ -26,13 +26,6 @@ from queuing.job_timeouts import WatchedDeathPenalty
 from queuing.redis_connection import UNREACHABLE
 
 
-class _ThreadJobWorker(JobWorker):
-    """A JobWorker in a thread of a larger process (an app), where signals are not its
-    own: the process's watching thread stops a job past its timeout."""
-
-    death_penalty_class = WatchedDeathPenalty
-
-
 class _ProcessJobWorker(JobWorker):
     """A processor's worker, in a worker process of its own with a connection pool of
     its own, made for it by _JobWorkerPool.
@@ -42,12 +35,19 @@ class _ProcessJobWorker(JobWorker):
     (WAIT_SECONDS), so 11 s. A primary that stops answering without closing its
     connections (frozen: SIGSTOP, a VM paused) then costs the worker 11 s, after which it
     connects again, to the primary the sentinels name by then, instead of hanging until
-    the old one wakes. RQ's JobWorker keeps RQ's 415 s (RQ's tests check it); an app's
-    WorkerThread shares the app's client, whose other reads may wait longer."""
+    the old one wakes. RQ's JobWorker keeps RQ's 415 s (RQ's tests check it)."""
 
     @property
     def connection_timeout(self) -> int:
         return self.WAIT_SECONDS + 10
+
+
+class _ThreadJobWorker(_ProcessJobWorker):
+    """A JobWorker in a thread of a larger process (an app), where signals are not its
+    own: the process's watching thread stops a job past its timeout. Its connection pool
+    is its own too (WorkerThread), so it leaves a frozen primary as a processor's does."""
+
+    death_penalty_class = WatchedDeathPenalty
 
 
 class _FailedJobIsAnOutcome(logging.Filter):
