@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import redis
@@ -17,7 +18,7 @@ import redis
 from bench.peers import BULLMQ_DB, BullMQSide, KueSide, Peer
 from bench.processes import PROJECT, Running
 from bench.stacks import PythonSide, Side
-from harness.redis_server import RedisServer
+from harness.redis_server import RedisServer, find_redis_server
 from harness.waiting import wait_until
 
 STACKS = ("port", "peer", "bullmq")  # the table's columns; "peer": the JS original
@@ -144,3 +145,12 @@ def start_on_free_ports(start: Callable[[int], T], tries: int = 3) -> T:
                 raise
             print(f"  a server did not start ({error}); again on other ports")
     raise AssertionError("unreachable")
+
+
+def start_own_server(folder: Path) -> RedisServer:
+    """A redis-server of its own (the project's redis.conf) in a folder under `folder`,
+    on a free port: for a script whose figures are Redis's own counters."""
+    binary = find_redis_server()
+    if binary is None:
+        raise SystemExit("no redis-server: run ./install_redis.sh first")
+    return start_on_free_ports(lambda attempt: RedisServer(binary, folder / f"r{attempt}").start())

@@ -28,11 +28,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.context import Bench, start_on_free_ports
+from bench.context import Bench, start_own_server
 from bench.peers import Peer
 from bench.profile import redis_cpu
 from bench.stacks import Side
-from harness.redis_server import RedisServer, find_redis_server
 from harness.waiting import wait_until
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,8 +45,7 @@ def main() -> None:
     if options.jobs < 1:
         parser.error("--jobs: at least 1 (the figures are per job)")
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        start = lambda attempt: RedisServer(find_redis_server(), Path(folder) / f"r{attempt}")  # noqa: E731
-        server = start_on_free_ports(lambda attempt: start(attempt).start())
+        server = start_own_server(Path(folder))
         try:
             peer = Peer.install(Path(folder))
             if peer is None:

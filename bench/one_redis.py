@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rq import Queue
 
-from bench.context import start_on_free_ports
+from bench.context import start_on_free_ports, start_own_server
 from bench.jobs import JOB_FUNCTION, job_data
 from harness.redis_server import RedisServer, find_redis_server
 from harness.waiting import wait_until
@@ -56,8 +56,7 @@ def main() -> None:
     if options.jobs < 100:
         parser.error("--jobs: at least 100 (the figures are per job)")
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        start = lambda attempt: RedisServer(find_redis_server(), Path(folder) / f"r{attempt}")  # noqa: E731
-        server = start_on_free_ports(lambda attempt: start(attempt).start())
+        server = start_own_server(Path(folder))
         try:
             client = redis.Redis(port=server.port)
             warm_up(client)

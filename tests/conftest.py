@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from harness.redis_server import NO_SERVER, RedisServer, find_redis_server
+from harness.sentinel import ReplicatedRedis
 from tests.scripts import Script
 
 
@@ -64,6 +65,16 @@ def make_redis_server(redis_binary: str, tmp_path: Path) -> Iterator[Callable[..
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def replicated(redis_binary: str, tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """A primary, two replicas and three sentinels on free ports, started, as
+    `./install_redis.sh --sentinel` runs them (harness/sentinel.py); every process
+    stopped after the test, a failed one too."""
+    servers = ReplicatedRedis(redis_binary, tmp_path / "replicated").start()
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import redis
 
 import dashboard
 from harness.paced_clients import PacedClients
-from harness.redis_server import PROJECT, find_redis_server
+from harness.redis_server import PROJECT
 from harness.sentinel import ReplicatedRedis, in_sync, role
 from harness.waiting import wait_until
 from queuing.redis_connection import create_client
@@ -48,16 +48,6 @@ PLENTY = 1_000_000
 PLENTY_CONFIRMED = (200, b'{"status":"Reservation confirmed","itemId":1}')
 RESUMED = 10  # confirmations of requests sent after a fault that show the app serves again
 NO_ONE_ACTING = 60  # a bound on waiting for the set to heal itself, not a timing goal
-
-
-@pytest.fixture
-def replicated(tmp_path: Path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("no redis-server")
-    servers = ReplicatedRedis(binary, tmp_path / "replicated").start()
-    yield servers
-    servers.stop()
 
 
 def rq(url: str, *arguments: str) -> str:

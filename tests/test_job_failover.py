@@ -22,7 +22,6 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.suspension import resume, suspend
 
-from harness.redis_server import find_redis_server
 from harness.sentinel import ReplicatedRedis
 from harness.waiting import wait_until
 from queuing.job_queue import create_job, events_key
@@ -37,16 +36,6 @@ ENDED = (b"finished", b"failed")
 # Generous: a failover, the old primary back as a replica (the new one refuses writes
 # until then), and a busy machine. Not a timing goal: the figures are printed.
 ENDS_WITHIN = 150
-
-
-@pytest.fixture
-def replicated(tmp_path: Path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("no redis-server")
-    servers = ReplicatedRedis(binary, tmp_path / "replicated").start()
-    yield servers
-    servers.stop()
 
 
 def client(port: int) -> redis.Redis:

@@ -499,6 +499,7 @@ def test_the_old_replica_port_setting_is_refused_with_its_new_name(script_set):
 
 @pytest.fixture
 def replicated(redis_binary: str, tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """Not started, unlike conftest's: these tests start it themselves."""
     replicated = ReplicatedRedis(redis_binary, tmp_path / "replicated")
     yield replicated
     replicated.stop()
