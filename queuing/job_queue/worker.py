@@ -43,7 +43,7 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
     # Past the job's timeout a live worker has ended the job, and past the heartbeat
     # thread's renewal (every job_monitoring_interval) renewed it: this covers the
     # bookkeeping, or a renewal held up (tried again every second while Redis is lost):
-    # a failover (sentinels' down-after-milliseconds, 5 s in redis-setup, and the
+    # a failover (sentinels' down-after-milliseconds, 3 s in redis-setup, and the
     # election), or a frozen primary (a processor's 11 s socket timeout, then the
     # failover done meanwhile). RQ's tests want a window above 30 s even with a 1 s
     # interval (test_execution_added_to_started_job_registry; RQ's margin is 60 s).
