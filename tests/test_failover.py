@@ -70,9 +70,11 @@ def stock_left(connection: redis.Redis) -> int:
 
 
 def workers_in(replicated: ReplicatedRedis) -> list[str]:
-    """The states of the RQ workers registered on the primary."""
+    """The states of the RQ workers registered on the primary ("" for one listed
+    before its hash is written, or after it expired)."""
     with replicated.primary().client() as connection:
-        return sorted(connection.hget(key, "state") for key in connection.smembers("rq:workers"))
+        keys = connection.smembers("rq:workers")
+        return sorted(connection.hget(key, "state") or "" for key in keys)
 
 
 class StockLoad:
