@@ -96,21 +96,47 @@ class LuaScript:
         it (a new or restarted server), without redis-py's per-command wrappers
         (retries, events: a fifth of queueing a job). A connection cut off is dropped:
         a reply may be on its way, and the next command reconnects."""
+        reply = self.run_many_on(connection, [self.command(keys, args, rest)])[0]
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply
+
+    def command(self, keys: dict[str, Any], args: dict[str, Any], rest: Sequence = ()) -> tuple:
+        """The EVALSHA command that runs it with these keys and arguments."""
         key_values = _in_order(self.keys, self._key_set, keys)
         command = ("EVALSHA", self.sha, len(key_values), *key_values)
-        command += (*_in_order(self.argv, self._argv_set, args), *rest)
+        return (*command, *_in_order(self.argv, self._argv_set, args), *rest)
+
+    def run_many_on(self, connection: Connection, commands: Sequence[tuple]) -> list[Any]:
+        """The commands (each from `command`) sent at once on this connection and their
+        replies read in order (Redis answers in order): one round trip for them all. A
+        reply that is an error is returned as its exception, for the caller to raise or
+        not: each reply is read either way, or the next command would read a stale one."""
         try:
-            try:
-                connection.send_packed_command(_packed(command))
-                return connection.read_response()
-            except redis.exceptions.NoScriptError:
+            connection.send_packed_command(_packed_all(commands))
+            replies = [_read_reply(connection) for _ in commands]
+            unknown = [n for n, reply in enumerate(replies) if _no_script(reply)]
+            if unknown:  # a new or restarted server: load it, send those again
                 connection.send_command("SCRIPT", "LOAD", self.source)
                 connection.read_response()
-                connection.send_packed_command(_packed(command))
-                return connection.read_response()
+                connection.send_packed_command(_packed_all([commands[n] for n in unknown]))
+                for n in unknown:
+                    replies[n] = _read_reply(connection)
+            return replies
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
             raise
+
+
+def _read_reply(connection: Connection) -> Any:
+    try:
+        return connection.read_response()
+    except redis.ResponseError as error:
+        return error
+
+
+def _no_script(reply: Any) -> bool:
+    return isinstance(reply, redis.exceptions.NoScriptError)
 
 
 _HEADER = re.compile(r"--\s*(?P<kind>KEYS|ARGV):(?P<names>.*)$")
@@ -124,12 +150,12 @@ def _with_includes(path: Path) -> str:
     return _INCLUDE.sub(lambda line: _with_includes(path.parent / line["name"]), path.read_text())
 
 
-def _packed(command: tuple) -> list[bytes]:
-    """The command in Redis's protocol: the very bytes redis-py sends with hiredis
+def _packed_all(commands: Sequence[tuple]) -> list[bytes]:
+    """The commands in Redis's protocol: the very bytes redis-py sends with hiredis
     installed (requirements.txt pins it), without the pass its wrapper makes over every
     argument first (to turn a bytearray into bytes): ~7 µs of a step's ~50 arguments."""
     try:
-        return [hiredis.pack_command(command)]
+        return [hiredis.pack_command(command) for command in commands]
     except TypeError as error:  # an argument not str, bytes, int or float: redis-py's error
         raise redis.DataError(error) from None
 

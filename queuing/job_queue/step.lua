@@ -176,13 +176,19 @@ end
 
 -- 2. Take the next job: the one named, or the next on the queue.
 if take == '' then return nil end
+-- Idle, unless it runs other jobs still (a worker of several jobs at a time).
+local function idle_unless_busy()
+  if redis.call('SCARD', worker_executions) == 0 then
+    redis.call('HSET', worker, 'state', 'idle')
+  end
+end
 local id = take_id
 if redis.call('EXISTS', paused) == 1 then
   if take == 'id' then  -- popped by the worker's wait: back to the head of the queue
     redis.call('LREM', intermediate, 1, id)
     redis.call('LPUSH', queue, id)
   end
-  redis.call('HSET', worker, 'state', 'idle')
+  idle_unless_busy()
   return {'paused'}
 end
 if take == 'pop' then
@@ -193,7 +199,7 @@ if take == 'pop' then
   end
 end
 if not id then
-  redis.call('HSET', worker, 'state', 'idle')
+  idle_unless_busy()
   return nil
 end
 job = string.format(job_key, id)

@@ -247,8 +247,34 @@ class JobSteps:
         meanwhile, ("paused", None) for a paused queue (a job named is put back at its
         head), ("none", None) when there was nothing to take.
         """
-        execution_id = uuid.uuid4().hex
-        started_at = now()
+        return self.steps([(outcome, queue, job_id)])[0]
+
+    def steps(
+        self, calls: Sequence[tuple[Outcome | None, Queue | None, str]]
+    ) -> list[tuple[str, Claimed | None]]:
+        """Several steps (each `step`'s arguments) in one round trip, run by Redis one
+        after the other in this order; each one's answer as `step`'s."""
+        started = [(uuid.uuid4().hex, now()) for _ in calls]
+        commands = [self._command(*call, *ids) for call, ids in zip(calls, started, strict=True)]
+        try:
+            replies = self.SCRIPT.run_many_on(self._own_connection, commands)
+        except BaseException:
+            # Cut off mid-call (a cold stop's SystemExit): a reply may be on its way, which
+            # the next call would read as its own. It reconnects instead.
+            self._own_connection.disconnect()
+            raise
+        if errors := [reply for reply in replies if isinstance(reply, redis.ResponseError)]:
+            raise errors[0]
+        return [self._answer(reply, *ids) for reply, ids in zip(replies, started, strict=True)]
+
+    def _command(
+        self,
+        outcome: Outcome | None,
+        queue: Queue | None,
+        job_id: str,
+        execution_id: str,
+        started_at: datetime,
+    ) -> tuple:
         settings = self.settings
         keys = {
             "worker": self.worker_key,
@@ -271,15 +297,11 @@ class JobSteps:
         }
         result_fields = outcome.result_fields.items() if outcome else ()
         rest = [item for pair in result_fields for item in pair]
-        try:
-            reply = self.SCRIPT.run_on(self._own_connection, keys, args, rest)
-        except redis.ResponseError:
-            raise
-        except BaseException:
-            # Cut off mid-call (a cold stop's SystemExit): a reply may be on its way, which
-            # the next call would read as its own. It reconnects instead.
-            self._own_connection.disconnect()
-            raise
+        return self.SCRIPT.command(keys, args, rest)
+
+    def _answer(
+        self, reply: Any, execution_id: str, started_at: datetime
+    ) -> tuple[str, Claimed | None]:
         if not reply:
             return "none", None
         kind = reply[0].decode()
