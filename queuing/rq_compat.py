@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from rq import Queue
+from rq import job as rq_job
 from rq.job import Job
 from rq.version import VERSION
 from rq.worker import BaseWorker, DequeueStrategy
@@ -34,7 +35,7 @@ if VERSION != RQ_VERSION:  # the project runs, but what follows may not hold: sa
     )
 
 # Each private name, as "<RQ class>.<name>" ("(name)" for a parameter of a method RQ
-# calls): where it is in RQ_VERSION's source, and why this project uses it.
+# calls, "<module>:<name>" for a module's): where it is in RQ_VERSION's source, and why this project uses it.
 PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "BaseWorker._ordered_queues": (
         "rq/worker/base.py: BaseWorker.__init__, a list attribute; reorder_queues() rotates or "
@@ -86,6 +87,12 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
         "rq/job.py: the job's meta as Job.to_dict()/save() write it (an unreadable meta's "
         "bytes written back as they were)",
         "job_queue's step writes what RQ's job.save() writes when a failed job is retried",
+    ),
+    "rq.job:_current_job": (
+        "rq/job.py: the ContextVar that Job.perform() sets to the job it runs and "
+        "get_current_job() reads",
+        "an async def job runs as a task on the worker's event loop, not through "
+        "Job.perform(), and get_current_job() must name it there too (concurrency.py)",
     ),
     "WorkerPool.get_worker_process(_sleep)": (
         "rq/worker_pool.py: start_worker() calls get_worker_process(name, burst=, _sleep=, "
@@ -155,3 +162,13 @@ def is_job_exception_record(record: Any) -> bool:
     raised (rq/worker/base.py: an ERROR from `handle_exception` with `extra` job_id and
     queue): for the loggers of workers whose failed jobs are reported another way."""
     return record.funcName == "handle_exception" and hasattr(record, "job_id")
+
+
+def set_current_job(job: Job) -> Any:
+    """get_current_job() returns `job` in this context (a task's own) until reset with
+    the token returned."""
+    return rq_job._current_job.set(job)
+
+
+def reset_current_job(token: Any) -> None:
+    rq_job._current_job.reset(token)

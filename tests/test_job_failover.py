@@ -29,7 +29,9 @@ from queuing.job_queue.events import clean_up_abandoned_jobs
 
 pytestmark = pytest.mark.slow  # five servers, a processor, failovers
 
-PROCESSOR = "tests/options_processor.py"  # two worker processes of the queue `options`
+PROCESSOR = "tests/options_processor.py"  # of the queue `options`
+# Two worker processes (two jobs at a time each): one killed, the other finds its job.
+TWO_PROCESSES = {"PROCESSES": "2"}
 QUEUE = "options"
 HELD = "tests.failover_jobs.waits_for_its_file"
 ENDED = (b"finished", b"failed")
@@ -101,7 +103,7 @@ def start_held_job(
     """A processor on the Sentinel URL, and a job it runs until the file exists: its
     start known to every replica."""
     primary = replicated.primary()
-    start_script(PROCESSOR, replicated.url)
+    start_script(PROCESSOR, replicated.url, **TWO_PROCESSES)
     with client(primary.port) as connection:
         wait_until(lambda: connection.scard("rq:workers") == 2, 30, "two workers")
         file = tmp_path / "may_end"
@@ -200,7 +202,7 @@ def test_a_job_whose_start_the_dead_primary_never_passed_on_runs_again(
     """(b) The job was taken on the old primary only: on the new one it is still queued,
     and runs again (at least once, not exactly once: the job ran twice). Its first run's
     outcome is dropped; it ends once, with the second's."""
-    start_script(PROCESSOR, replicated.url)
+    start_script(PROCESSOR, replicated.url, **TWO_PROCESSES)
     primary = replicated.primary()
     file, runs = tmp_path / "may_end", tmp_path / "runs"
     with client(primary.port) as connection:
@@ -298,7 +300,7 @@ def test_workers_leave_a_frozen_primary_for_the_new_one(replicated, start_script
     promote its replica, and the processor's workers, blocked on the frozen one, move to
     the new primary within their socket timeout (11 s) and work a job queued there,
     while the old one is still frozen."""
-    start_script(PROCESSOR, replicated.url)
+    start_script(PROCESSOR, replicated.url, **TWO_PROCESSES)
     frozen = replicated.primary()
     with client(frozen.port) as connection:
         wait_until(lambda: connection.scard("rq:workers") == 2, 30, "two workers")

@@ -40,9 +40,11 @@ def rq_connection(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def start_processor(start_script, name, url, queue_name, workers):
+def start_processor(start_script, name, url, queue_name):
+    """A course processor, started: one worker registered (7_job_processor's two jobs at a
+    time run in one process, as Kue's did)."""
     processor = start_script(name, url)
-    wait_until(lambda: registered_workers(url, queue_name) == workers, what="workers registered")
+    wait_until(lambda: registered_workers(url, queue_name) == 1, what="its worker registered")
     return processor
 
 
@@ -63,7 +65,7 @@ def test_6_creator_first_then_processor(redis_url, start_script):
 
 def test_6_processor_first_and_ids_rise_across_runs(redis_url, start_script):
     processor = start_processor(
-        start_script, "6_job_processor.py", redis_url, "push_notification_code", 1
+        start_script, "6_job_processor.py", redis_url, "push_notification_code"
     )
     for job_id in (1, 2):
         result = run_script("6_job_creator.py", redis_url)
@@ -134,12 +136,18 @@ def assert_7_creator_output(lines: list[str], first_id: int = 1) -> None:
 
 def test_7_processor_first_works_two_at_a_time(redis_url, start_script):
     processor = start_processor(
-        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2"
     )
     result = run_script("7_job_creator.py", redis_url)
     assert (result.returncode, result.stderr) == (0, "")
     assert_7_creator_output(result.stdout.splitlines())
     assert sorted(processor.read_lines(9)) == sending_lines()
+    # Every job was worked by the one worker, in the processor's own process.
+    with rq_connection(redis_url) as connection:
+        (worker_key,) = connection.smembers("rq:workers:push_notification_code_2")
+        assert int(connection.hget(worker_key, "pid")) == processor.process.pid
+        names = {connection.hget(f"rq:job:{n}", "worker_name") for n in range(1, 12)}
+        assert names == {worker_key.decode().removeprefix("rq:worker:").encode()}
     processor.interrupt()
     assert processor.wait() == 0
     assert processor.rest == []
@@ -170,7 +178,7 @@ def test_7_stock_rq_worker_works_the_jobs_with_events(redis_url, start_script):
 
 
 def test_7_ids_rise_across_runs(redis_url, start_script):
-    start_processor(start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2)
+    start_processor(start_script, "7_job_processor.py", redis_url, "push_notification_code_2")
     for first_id in (1, 12):
         result = run_script("7_job_creator.py", redis_url)
         assert_7_creator_output(result.stdout.splitlines(), first_id)
@@ -194,25 +202,28 @@ def slow_job_creator(url: str, queue_name: str = "push_notification_code_2", **h
     return JobCreator(Queue(queue_name, connection=rq_connection(url)), **handlers)
 
 
-def test_ctrl_c_finishes_the_job_in_hand_then_stops(redis_url, start_script):
+def test_ctrl_c_finishes_the_jobs_in_hand_then_stops(redis_url, start_script):
     processor = start_processor(
-        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2"
     )
-    ended = []
-    creator = slow_job_creator(redis_url, completed=ended.append)
-    job = creator.create("tests.slow_jobs.slow_job", {"seconds": 2})
-    wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
+    creator = slow_job_creator(redis_url)
+    jobs = [creator.create("tests.slow_jobs.slow_job", {"seconds": 2}) for _ in range(3)]
+    in_hand, queued = jobs[:2], jobs[2]
+    wait_until(
+        lambda: all(job.get_status(refresh=True) == JobStatus.STARTED for job in in_hand),
+        what="two jobs started",
+    )
     processor.interrupt()
-    creator.wait()
-    assert ended == [job.id]
     assert processor.wait() == 0
-    assert processor.lines == ["Slow job done after 2 s"]
+    assert processor.lines == ["Slow job done after 2 s"] * 2
     assert processor.stderr() == ""
+    assert [job.get_status(refresh=True) for job in in_hand] == [JobStatus.FINISHED] * 2
+    assert queued.get_status(refresh=True) == JobStatus.QUEUED  # left for the next one
 
 
 def test_sigterm_stops_a_processor(redis_url, start_script):
     processor = start_processor(
-        start_script, "6_job_processor.py", redis_url, "push_notification_code", 1
+        start_script, "6_job_processor.py", redis_url, "push_notification_code"
     )
     processor.terminate()
     assert processor.wait() == 0
@@ -223,7 +234,7 @@ def test_sigterm_stops_a_processor(redis_url, start_script):
 def test_processor_goes_on_after_redis_restarts(make_redis_server, start_script):
     server = make_redis_server(persist=True).start()
     processor = start_processor(
-        start_script, "7_job_processor.py", server.url, "push_notification_code_2", 2
+        start_script, "7_job_processor.py", server.url, "push_notification_code_2"
     )
     assert_7_creator_output(run_script("7_job_creator.py", server.url).stdout.splitlines())
 
@@ -232,38 +243,44 @@ def test_processor_goes_on_after_redis_restarts(make_redis_server, start_script)
     result = run_script("7_job_creator.py", server.url)
     assert_7_creator_output(result.stdout.splitlines(), first_id=12)
     assert sorted(processor.read_lines(18)) == sorted(sending_lines() * 2)
-    # The workers cut off by the restart are gone from Redis, their successors there.
-    wait_until(lambda: registered_workers(server.url, "push_notification_code_2") == 2)
+    # The worker cut off by the restart is gone from Redis, its successor there.
+    wait_until(lambda: registered_workers(server.url, "push_notification_code_2") == 1)
     processor.interrupt()
     assert processor.wait() == 0
     processor.assert_no_traceback()
     assert registered_workers(server.url, "push_notification_code_2") == 0
 
 
-def test_a_job_whose_worker_is_killed_fails_as_abandoned(redis_url, start_script):
-    start_processor(start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2)
+def test_the_jobs_of_a_killed_processor_fail_as_abandoned_each_once(redis_url, start_script):
+    processor = start_processor(
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2"
+    )
     failures = []
-    creator = slow_job_creator(redis_url, failed=lambda job_id, error: failures.append(error))
-    job = creator.create("tests.slow_jobs.slow_job", {"seconds": 60}, job_timeout=5)
-    wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, what="job started")
-    with rq_connection(redis_url) as connection:
-        worker = Job.fetch(job.id, connection=connection).worker_name
-        pid = int(connection.hget(f"rq:worker:{worker}", "pid"))
-    os.kill(pid, signal.SIGKILL)
+    creator = slow_job_creator(
+        redis_url, failed=lambda job_id, error: failures.append((job_id, error))
+    )
+    jobs = [
+        creator.create("tests.slow_jobs.slow_job", {"seconds": 60}, job_timeout=5) for _ in range(2)
+    ]
+    wait_until(
+        lambda: all(job.get_status(refresh=True) == JobStatus.STARTED for job in jobs),
+        what="both jobs started",
+    )
+    assert worker_pid(redis_url, jobs[0]) == worker_pid(redis_url, jobs[1])  # one process
+    os.kill(processor.process.pid, signal.SIGKILL)
 
-    creator.wait()  # RQ calls the job abandoned once its worker's heartbeat has expired
-    assert failures == ["Job abandoned: its worker stopped before the job ended"]
+    creator.wait()  # RQ calls a job abandoned once its execution's heartbeat has expired
+    abandoned = "Job abandoned: its worker stopped before the job ended"
+    assert sorted(failures) == sorted((job.id, abandoned) for job in jobs)
     info = rq_cli("info", "--url", redis_url, "push_notification_code_2")
-    assert "push_notification_code_2 | 0, 0 executing, 0 finished, 1 failed" in info.stdout
+    assert "push_notification_code_2 | 0, 0 executing, 0 finished, 2 failed" in info.stdout
     with rq_connection(redis_url) as connection:
         failed = Queue("push_notification_code_2", connection=connection).failed_job_registry
-        assert failed.get_job_ids() == [job.id]
-        assert (
-            "AbandonedJobError"
-            in Job.fetch(job.id, connection=connection).latest_result().exc_string
-        )
-    # The pool started a new worker in place of the killed one.
-    wait_until(lambda: registered_workers(redis_url, "push_notification_code_2") == 2)
+        assert sorted(failed.get_job_ids()) == sorted(job.id for job in jobs)
+        for job in jobs:
+            result = Job.fetch(job.id, connection=connection).latest_result()
+            assert "AbandonedJobError" in result.exc_string
+            assert len(list(Job.fetch(job.id, connection=connection).results())) == 1
 
 
 @pytest.mark.parametrize("queue_name", ["push_notification_code_2"])
@@ -380,7 +397,7 @@ def test_a_second_ctrl_c_stops_at_once_leaving_the_job_to_be_found_abandoned(
     redis_url, start_script
 ):
     processor = start_processor(
-        start_script, "7_job_processor.py", redis_url, "push_notification_code_2", 2
+        start_script, "7_job_processor.py", redis_url, "push_notification_code_2"
     )
     creator = slow_job_creator(redis_url)
     job = creator.create("tests.slow_jobs.slow_job", {"seconds": 60})

@@ -18,6 +18,8 @@ from tests import held_jobs
 pytestmark = pytest.mark.slow  # processors run as processes
 
 PROCESSOR = "tests/options_processor.py"
+# Two worker processes (two jobs at a time each): one killed, the other tries its job again.
+TWO_PROCESSES = {"PROCESSES": "2"}
 NOT_PROCESSED = "tests.option_jobs.records_its_run"
 
 
@@ -71,7 +73,7 @@ def test_a_shutdown_timeout_fails_the_job_in_hand(redis_url, connection, start_s
 def test_a_job_whose_worker_is_killed_mid_try_is_tried_again_and_ends_once(
     redis_url, connection, start_script
 ):
-    start_script(PROCESSOR, redis_url)
+    start_script(PROCESSOR, redis_url, **TWO_PROCESSES)
     creator, heard = ends_heard(connection)
     queue = Queue("options", connection=connection)
     # A short timeout: its worker's heartbeat, and so the wait for its abandonment, too.
@@ -91,7 +93,7 @@ def test_a_retried_seat_job_takes_exactly_one_seat(redis_url, connection, start_
     """Its first try takes a seat and dies; the second finds its claim and takes none."""
     seat_app = importlib.import_module("100_seat")
     seat_app.Seats(connection).reserve_seat(50)
-    start_script(PROCESSOR, redis_url)
+    start_script(PROCESSOR, redis_url, **TWO_PROCESSES)
     creator, heard = ends_heard(connection)
     queue = Queue("options", connection=connection)
     job = creator.create("tests.option_jobs.takes_a_seat_then_waits", {}, job_timeout=2, attempts=2)

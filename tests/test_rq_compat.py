@@ -4,6 +4,7 @@ On an RQ other than the one rq_compat.py was read from, this fails first and say
 to do: read each of PRIVATE_NAMES in the new RQ's source, fix what changed, then set
 RQ_VERSION (and requirements.txt's pin)."""
 
+import importlib
 import importlib.metadata
 import inspect
 import logging
@@ -12,7 +13,7 @@ import signal
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, get_current_job
 from rq.job import Job
 from rq.utils import now
 from rq.worker import BaseWorker, DequeueStrategy, WorkerStatus
@@ -56,6 +57,10 @@ def worker(redis_url):
 
 @pytest.mark.parametrize("name", sorted(rq_compat.PRIVATE_NAMES))
 def test_each_private_name_is_in_rq(worker, name):
+    if ":" in name:  # a module's
+        module, attribute = name.split(":")
+        assert hasattr(importlib.import_module(module), attribute), f"this RQ has no {name}"
+        return
     owner, attribute = name.split(".", 1)
     if "(" in attribute:  # a parameter of a method that RQ calls by that name
         method, parameter = attribute.rstrip(")").split("(")
@@ -65,6 +70,14 @@ def test_each_private_name_is_in_rq(worker, name):
         return
     holder = {"BaseWorker": worker, "Queue": worker.queues[0], "Job": Job}[owner]
     assert hasattr(holder, attribute), f"RQ {rq_compat.RQ_VERSION} had {name}; this RQ has not"
+
+
+def test_the_current_job_is_the_one_set(worker):
+    job = Job(id="a", connection=worker.connection)
+    token = rq_compat.set_current_job(job)
+    assert get_current_job() is job
+    rq_compat.reset_current_job(token)
+    assert get_current_job() is None
 
 
 def test_each_accessor_does_what_rq_expects(worker, redis_url):

@@ -8,7 +8,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -18,31 +19,27 @@ from rq.connections import parse_connection
 from rq.worker_pool import ForkProcess, WorkerPool
 
 from queuing import rq_compat
+from queuing.job_queue.concurrency import ConcurrentJobWorker
 from queuing.job_queue.events import log
 from queuing.job_queue.promoting import Promoter
 from queuing.job_queue.running import ColdStop
-from queuing.job_queue.worker import JobWorker, sleep_unless
+from queuing.job_queue.worker import JobWorker, LeavesAFrozenPrimary, sleep_unless
 from queuing.job_timeouts import WatchedDeathPenalty
 from queuing.redis_connection import UNREACHABLE
 
 
-class _ProcessJobWorker(JobWorker):
-    """A processor's worker, in a worker process of its own with a connection pool of
-    its own, made for it by _JobWorkerPool.
-
-    RQ's rule for a worker's socket timeout, its longest wait plus 10 s: RQ's worker
-    blocks up to 405 s, so its reads may wait 415 s; this one blocks 1 s at a time
-    (WAIT_SECONDS), so 11 s. A primary that stops answering without closing its
-    connections (frozen: SIGSTOP, a VM paused) then costs the worker 11 s, after which it
-    connects again, to the primary the sentinels name by then, instead of hanging until
-    the old one wakes. RQ's JobWorker keeps RQ's 415 s (RQ's tests check it)."""
-
-    @property
-    def connection_timeout(self) -> int:
-        return self.WAIT_SECONDS + 10
+class _ProcessJobWorker(LeavesAFrozenPrimary, JobWorker):
+    """A processor's worker of one job at a time, in a worker process with a connection
+    pool of its own."""
 
 
-class _ThreadJobWorker(_ProcessJobWorker):
+class _ConcurrentProcessWorker(LeavesAFrozenPrimary, ConcurrentJobWorker):
+    """A worker of several jobs at a time with a connection pool of its own: a
+    processor's, or an app's WorkerThread's (its jobs run on threads already, stopped
+    past their timeout by the process's watching thread)."""
+
+
+class _ThreadJobWorker(LeavesAFrozenPrimary, JobWorker):
     """A JobWorker in a thread of a larger process (an app), where signals are not its
     own: the process's watching thread stops a job past its timeout. Its connection pool
     is its own too (WorkerThread), so it leaves a frozen primary as a processor's does."""
@@ -75,12 +72,12 @@ class _WorkerLoop:
         self,
         queue_names: list[str],
         connection: redis.Redis,
-        worker_class: type = JobWorker,
+        new_worker: Callable[..., JobWorker] = JobWorker,
         shutdown_timeout: float | None = None,
     ) -> None:
         self.queue_names = queue_names
         self.connection = connection
-        self.worker_class = worker_class
+        self.new_worker = new_worker  # (queue names, connection=) -> a worker
         self.shutdown_timeout = shutdown_timeout
         # A plain flag, not an Event: a processor's signal handler sets it, and Event.set
         # takes a lock that the very thread the handler interrupted may hold (in
@@ -114,7 +111,7 @@ class _WorkerLoop:
     def _work(self) -> None:
         try:
             self._unregister_the_stopped()
-            self.worker = self.worker_class(self.queue_names, connection=self.connection)
+            self.worker = self.new_worker(self.queue_names, connection=self.connection)
             self.worker.log = _WORKER_LOG
             self.worker.waits_for_redis_in_place = False
             self.worker.shutdown_timeout = self.shutdown_timeout
@@ -150,20 +147,26 @@ SAME_STOP_REQUEST_SECONDS = 1
 
 
 def _run_worker_process(
-    queue_names: list[str], connection: redis.Redis, shutdown_timeout: float | None
+    queue_names: list[str],
+    connection: redis.Redis,
+    shutdown_timeout: float | None,
+    jobs_at_a_time: int = 1,
 ) -> None:
-    """One worker process of a processor. Ctrl-C or SIGTERM stops it once the job in
-    hand has ended (or, with a `shutdown_timeout`, failed it past that); another one, a
-    second or more later, stops it at once (RQ's cold shutdown: the job is left to be
-    found abandoned)."""
-    loop = _WorkerLoop(queue_names, connection, _ProcessJobWorker, shutdown_timeout)
+    """One worker process of a processor, `jobs_at_a_time` jobs at a time. Ctrl-C or
+    SIGTERM stops it once the jobs in hand have ended (or, with a `shutdown_timeout`,
+    failed them past that); another one, a second or more later, stops it at once (RQ's
+    cold shutdown: the jobs are left to be found abandoned)."""
+    new_worker: Callable[..., JobWorker] = _ProcessJobWorker
+    if jobs_at_a_time > 1:
+        new_worker = partial(_ConcurrentProcessWorker, concurrency=jobs_at_a_time)
+    loop = _WorkerLoop(queue_names, connection, new_worker, shutdown_timeout)
     first_request: list[float] = []
 
     def on_signal(signum: int, frame: Any) -> None:
         # The pool passes Ctrl-C on too: the same request comes twice at once.
         if first_request:
             if time.monotonic() - first_request[0] > SAME_STOP_REQUEST_SECONDS:
-                raise ColdStop(1)
+                raise ColdStop
             return  # the same request again: already in hand
         first_request.append(time.monotonic())
         loop.request_stop()
@@ -174,12 +177,18 @@ def _run_worker_process(
 
 
 class WorkerThread:
-    """One worker in a thread of this process, for an app that works a queue itself."""
+    """One worker in a thread of this process, for an app that works a queue itself,
+    `jobs_at_a_time` jobs at a time."""
 
-    def __init__(self, queue_names: Iterable[str], connection: redis.Redis) -> None:
+    def __init__(
+        self, queue_names: Iterable[str], connection: redis.Redis, jobs_at_a_time: int = 1
+    ) -> None:
+        new_worker: Callable[..., JobWorker] = _ThreadJobWorker
+        if jobs_at_a_time > 1:
+            new_worker = partial(_ConcurrentProcessWorker, concurrency=jobs_at_a_time)
         # A connection of its own: RQ's worker raises its client's socket timeout to
         # its own (minutes), which an app's requests must not inherit.
-        self._loop = _WorkerLoop(list(queue_names), own_client(connection), _ThreadJobWorker)
+        self._loop = _WorkerLoop(list(queue_names), own_client(connection), new_worker)
         self._thread = threading.Thread(target=self._loop.run, name="rq worker", daemon=True)
         self._thread.start()
 
@@ -206,13 +215,14 @@ class _JobWorkerPool(WorkerPool):
     # with neither (burst False, WARNING), and a _WorkerLoop starts a new worker whenever
     # one returns, as a burst worker does once the queues are empty.
     shutdown_timeout: float | None = None  # each worker process's (work())
+    jobs_at_a_time = 1  # each worker process's
 
     def get_worker_process(
         self, name: str, burst: bool, _sleep: float = 0, **kwargs: Any
     ) -> BaseProcess:
         connection = own_client(self.connection)  # for the new process, as RQ's pool does
         queue_names = [queue.name for queue in self.queues]
-        arguments = (queue_names, connection, self.shutdown_timeout)
+        arguments = (queue_names, connection, self.shutdown_timeout, self.jobs_at_a_time)
         return ForkProcess(target=_run_worker_process, args=arguments, name=f"Worker {name}")
 
 
@@ -221,14 +231,25 @@ def work(
     connection: redis.Redis,
     workers: int = 1,
     shutdown_timeout: float | None = None,
+    processes: int = 1,
 ) -> None:
-    """Work the queues with `workers` jobs at a time (one RQ worker process each) until
-    Ctrl-C or SIGTERM; jobs in hand are finished first, or, with a `shutdown_timeout`
-    (seconds, Kue's `queue.shutdown(timeout)`), failed if still running past it.
-    Delayed jobs and retries are promoted when due: nothing else need run."""
+    """Work the queues `workers` jobs at a time until Ctrl-C or SIGTERM, as Kue's
+    `queue.process(type, n, fn)`: in this one process, plain functions on threads and
+    `async def` ones on an event loop (concurrency.py). Jobs in hand are finished first,
+    or, with a `shutdown_timeout` (seconds, Kue's `queue.shutdown(timeout)`), failed if
+    still running past it. Delayed jobs and retries are promoted when due: nothing else
+    need run.
+
+    For jobs that keep a CPU busy (threads of one process share one), `processes` > 1
+    works them in that many worker processes, `workers` jobs at a time each, under RQ's
+    worker pool, which starts a new process in place of one that died."""
     _log_quietly()
-    pool = _JobWorkerPool(list(queue_names), connection=connection, num_workers=workers)
+    if processes == 1:
+        _run_worker_process(list(queue_names), connection, shutdown_timeout, workers)
+        return
+    pool = _JobWorkerPool(list(queue_names), connection=connection, num_workers=processes)
     pool.shutdown_timeout = shutdown_timeout
+    pool.jobs_at_a_time = workers
     pool.start(logging_level="WARNING")
 
 

@@ -69,17 +69,26 @@ class RunsJobs:
         except ColdStop:  # the job is left to be found abandoned
             raise
         except BaseException:  # as RQ's perform_job: whatever the job raised fails it
-            exc_info = sys.exc_info()
-            self.handle_exception(job, *exc_info)
-            error = error_text(exc_info[0], exc_info[1], job)
-            if job.should_retry:
-                return self._failed_try(claimed, queue, exc_info, error)
-            event = "failed" if job.failure_callback else ""
-            exc_string = format_exc_info(exc_info)
-            recorded = not self.disable_default_exception_handler
-            return Outcome.failed_with(claimed, self.name, exc_string, event, error, recorded)
+            return self._failed(claimed, queue, sys.exc_info())
         finally:
             rq_compat.set_state_in_memory(self, WorkerStatus.IDLE)
+        return self._succeeded(claimed, queue, return_value)
+
+    def _failed(self, claimed: Claimed, queue: Queue, exc_info: Any) -> Outcome | None:
+        """The outcome of a job that raised: failed, or a try to be made again."""
+        job = claimed.job
+        self.handle_exception(job, *exc_info)
+        error = error_text(exc_info[0], exc_info[1], job)
+        if job.should_retry:
+            return self._failed_try(claimed, queue, exc_info, error)
+        event = "failed" if job.failure_callback else ""
+        exc_string = format_exc_info(exc_info)
+        recorded = not self.disable_default_exception_handler
+        return Outcome.failed_with(claimed, self.name, exc_string, event, error, recorded)
+
+    def _succeeded(self, claimed: Claimed, queue: Queue, return_value: Any) -> Outcome | None:
+        """The outcome of a job that returned `return_value`."""
+        job = claimed.job
         if isinstance(return_value, Retry):
             self._retry(claimed, queue, return_value)
             return None

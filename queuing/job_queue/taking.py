@@ -39,11 +39,23 @@ class TakesJobs:
     def _step(
         self, steps: JobSteps, outcome: Outcome | None, queue: Queue | None, job_id: str = ""
     ) -> tuple[str, Claimed | None]:
-        kind, claimed = steps.step(outcome, queue, job_id)
-        if outcome is not None:
-            self._written = outcome
+        return self._steps_at_once(steps, [(outcome, queue, job_id)])[0]
+
+    def _steps_at_once(
+        self, steps: JobSteps, calls: list[tuple[Outcome | None, Queue | None, str]]
+    ) -> list[tuple[str, Claimed | None]]:
+        """Steps (each JobSteps.step's arguments) in one round trip, and what follows
+        each outcome written: its job's count of kept jobs, its dependents."""
+        answers = steps.steps(calls)
+        for (outcome, _, _), (kind, _) in zip(calls, answers, strict=True):
+            if outcome is not None:
+                self._written = outcome
+                self._ended_written(outcome, kind)
+        return answers
+
+    def _ended_written(self, outcome: Outcome, kind: str) -> None:
         # A retried try is not an end: job_queue's failure callback keeps nothing for it.
-        if outcome is not None and not outcome.retry and "options" in outcome.job.meta:
+        if not outcome.retry and "options" in outcome.job.meta:
             keep_last(outcome.job, outcome.finished)  # remove_on_complete's count, if any
         if kind == "dependents":  # rare: the ended job has dependents, which RQ moves on
             job = outcome.job
@@ -53,7 +65,6 @@ class TakesJobs:
             origin.enqueue_dependents(job)
             if outcome.ttl == 0 and (outcome.finished or outcome.recorded):
                 job.cleanup(0, remove_from_queue=not outcome.finished)  # kept for 0 s: RQ's
-        return kind, claimed
 
     def _taken(self, claimed: Claimed, queue: Queue) -> None:
         """What RQ's dequeue does once it has a job: the queues reordered by the dequeue

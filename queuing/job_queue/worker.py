@@ -389,6 +389,23 @@ _RQ_HOOKS = (
 _OWN_HOOKS = {name: getattr(JobWorker, name) for name in _RQ_HOOKS}
 
 
+class LeavesAFrozenPrimary:
+    """For a JobWorker with a connection pool of its own (a processor's, an app's
+    WorkerThread's): RQ's rule for a worker's socket timeout, its longest wait plus 10 s.
+    RQ's worker blocks up to 405 s, so its reads may wait 415 s; a JobWorker blocks 1 s
+    at a time (WAIT_SECONDS), so 11 s. A primary that stops answering without closing
+    its connections (frozen: SIGSTOP, a VM paused) then costs the worker 11 s, after
+    which it connects again, to the primary the sentinels name by then, instead of
+    hanging until the old one wakes. A plain JobWorker keeps RQ's 415 s (RQ's tests
+    check it)."""
+
+    WAIT_SECONDS: int
+
+    @property
+    def connection_timeout(self) -> int:
+        return self.WAIT_SECONDS + 10
+
+
 class ShutDown(Exception):
     """Raised into a job still running when its worker's shutdown timeout is over."""
 
