@@ -35,7 +35,8 @@ if VERSION != RQ_VERSION:  # the project runs, but what follows may not hold: sa
     )
 
 # Each private name, as "<RQ class>.<name>" ("(name)" for a parameter of a method RQ
-# calls, "<module>:<name>" for a module's): where it is in RQ_VERSION's source, and why this project uses it.
+# calls, "<module>:<name>" for a module's): where it is in RQ_VERSION's source, and why
+# this project uses it.
 PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "BaseWorker._ordered_queues": (
         "rq/worker/base.py: BaseWorker.__init__, a list attribute; reorder_queues() rotates or "
