@@ -63,10 +63,11 @@ def process(
     connection: redis.Redis,
     workers: int = 1,
     shutdown_timeout: float | None = None,
+    processes: int = 1,
 ) -> None:
     """Kue's `queue.process(type, n, fn)`: run `function(data)` for the jobs of
     `job_type`, `workers` at a time, until Ctrl-C or SIGTERM (processes.work)."""
     from queuing.job_queue.processes import work  # the worker's modules import this one
 
     register(job_type, function)
-    work([job_type], connection, workers, shutdown_timeout)
+    work([job_type], connection, workers, shutdown_timeout, processes)
