@@ -145,6 +145,7 @@ class ConcurrentJobWorker(JobWorker):
         self._queues_dry = False  # the last take found nothing: take one at a time
         self._threads: _JobThreads | None = None
         self._shutdown_at: float | None = None  # when jobs still in hand are stopped
+        self._overdue_checked_at = 0.0
         self._event_loop: _EventLoop | None = None
 
     def work(
@@ -406,6 +407,9 @@ class ConcurrentJobWorker(JobWorker):
         """Stop the jobs still running past the shutdown timeout; fail those stuck past
         their timeout or their stop."""
         now = time.monotonic()
+        if now < self._overdue_checked_at + LOOK_AGAIN_SECONDS:
+            return  # a tenth of a second is close enough, and the jobs in hand are many
+        self._overdue_checked_at = now
         if self._shutdown_at is not None and now >= self._shutdown_at:
             self._shutdown_at = None
             for in_flight in self._running.values():
