@@ -56,14 +56,15 @@ def test_a_job_stored_with_the_old_callback_names_is_worked_on_the_fast_path(
     connection, monkeypatch
 ):
     steps_taken = []
-    step = JobSteps.step
+    steps = JobSteps.steps
 
-    def recorded_step(self, outcome, queue, job_id=""):
-        kind, claimed = step(self, outcome, queue, job_id)
-        steps_taken.append((kind, claimed.job.id if claimed else None))
-        return kind, claimed
+    def recorded_steps(self, calls):
+        answers = steps(self, calls)
+        for kind, claimed in answers:
+            steps_taken.append((kind, claimed.job.id if claimed else None))
+        return answers
 
-    monkeypatch.setattr(JobSteps, "step", recorded_step)
+    monkeypatch.setattr(JobSteps, "steps", recorded_steps)
     queue = Queue(QUEUE, connection=connection)
     heard = []
     creator, succeeds, fails = jobs_stored_as_before(queue, heard)
