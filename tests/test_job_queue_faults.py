@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.suspension import resume, suspend
@@ -90,6 +90,47 @@ def test_an_outcome_is_written_once_redis_is_back(make_redis_server, held):
             assert ends(connection) == [(job.id, "completed")]
         finally:
             worker.stop()
+
+
+def test_the_outcomes_of_n_jobs_in_hand_are_written_once_redis_is_back(make_redis_server, held):
+    server = make_redis_server(persist=True).start()
+    with redis.Redis.from_url(server.url) as connection:
+        queue = Queue(QUEUE, connection=connection)
+        jobs = [create_job(queue, HELD_JOB, {}) for _ in range(3)]
+        worker = WorkerThread([QUEUE], connection, jobs_at_a_time=3)
+        try:
+            wait_until(lambda: queue.started_job_registry.count == 3, what="3 jobs started")
+            server.stop()  # Redis goes away while the three run
+            held.may_end.set()
+            server.start()
+            done = lambda: [status(connection, job.id) for job in jobs]  # noqa: E731
+            wait_until(lambda: done() == [JobStatus.FINISHED] * 3, what="3 jobs finished")
+            assert sorted(ends(connection)) == sorted((job.id, "completed") for job in jobs)
+        finally:
+            worker.stop()
+
+
+def test_n_jobs_in_hand_end_while_workers_are_suspended(connection, held):
+    queue = Queue(QUEUE, connection=connection)
+    jobs = [create_job(queue, HELD_JOB, {}) for _ in range(3)]
+    later = create_job(queue, HELD_JOB, {})
+    worker = WorkerThread([QUEUE], connection, jobs_at_a_time=3)
+    try:
+        wait_until(lambda: queue.started_job_registry.count == 3, what="3 jobs started")
+        suspend(connection)  # `rq suspend`: the jobs in hand end, no other is taken
+        # seen at its next housekeeping (about a second), which nothing in Redis shows
+        wait_until(lambda: worker._loop.worker._suspended, what="the suspension seen")
+        held.may_end.set()
+        done = lambda: [status(connection, job.id) for job in jobs]  # noqa: E731
+        wait_until(lambda: done() == [JobStatus.FINISHED] * 3, what="3 jobs finished")
+        assert sorted(ends(connection)) == sorted((job.id, "completed") for job in jobs)
+        (seen,) = Worker.all(queue=queue)
+        state = lambda: connection.hget(seen.key, "state")  # noqa: E731
+        wait_until(lambda: state() == b"suspended", what="its worker suspended")
+        assert status(connection, later.id) == JobStatus.QUEUED
+    finally:
+        resume(connection)
+        worker.stop()
 
 
 def test_a_deleted_job_at_the_head_of_the_queue_is_skipped(connection):

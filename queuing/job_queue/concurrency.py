@@ -177,7 +177,7 @@ class ConcurrentJobWorker(JobWorker):
                 started += taken
                 if taken or self._stop_seen():
                     self._wait_for_an_end(0 if taken else LOOK_AGAIN_SECONDS)
-                elif self._running:
+                elif self._running or self._suspended:  # suspended: housekeeping waits
                     self._wait_for_an_end(LOOK_AGAIN_SECONDS)
                 elif not self._wait_then_take(steps, burst) and burst:
                     break

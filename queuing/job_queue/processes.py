@@ -1,6 +1,6 @@
-"""The worker processes of a processor (`work`: RQ's worker pool, whose workers
-survive a Redis restart), a worker in a thread of an app (WorkerThread), and their
-logging."""
+"""How a processor works its queues (`work`: N jobs at a time in its own process, or in
+worker processes under RQ's worker pool, each surviving a Redis restart), a worker in a
+thread of an app (WorkerThread), and their logging."""
 
 import contextlib
 import logging
