@@ -26,6 +26,17 @@ def runs_of(jobs: list[Job]) -> list[dict]:
     return [job.return_value() for job in jobs]
 
 
+def no_job_thread_left() -> None:
+    """Wait for the job threads to end, a stuck one once its call has returned: one
+    that outlived its test would raise its pending exception in another test's time
+    (and CPython 3.11's traceback module parses source with `ast`, which is not safe in
+    two threads at once)."""
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "job"], 15)
+
+
+STUCK = {"seconds": 3}  # past the job's timeout, its stop, and the give-up a second later
+
+
 def overlapped(runs: list[dict]) -> bool:
     """Whether every run began before any ended: all of them at once."""
     return max(run["start"] for run in runs) < min(run["end"] for run in runs)
@@ -83,9 +94,10 @@ def test_rq_sees_one_busy_worker_with_each_job_started(connection):
 @pytest.mark.parametrize("function", ["hangs", "hangs_async", "stuck_in_one_call"])
 def test_a_job_past_its_timeout_fails_alone(connection, function):
     queue = Queue("q", connection=connection)
-    hung = queue.enqueue(f"{JOBS}.{function}", {}, job_timeout=1)
+    hung = queue.enqueue(f"{JOBS}.{function}", STUCK, job_timeout=1)
     others = [queue.enqueue(f"{JOBS}.sleeps", {"seconds": 0.2}) for _ in range(3)]
     worker_of(queue, 2).work(burst=True)
+    no_job_thread_left()
     assert hung.get_status(refresh=True) == JobStatus.FAILED
     error = hung.latest_result().exc_string.strip().splitlines()[-1]
     assert error.endswith("Task exceeded maximum timeout value (1 seconds)")
@@ -124,7 +136,7 @@ def test_a_stop_finishes_the_jobs_in_hand_and_takes_no_more(connection):
 @pytest.mark.parametrize("function", ["hangs", "hangs_async", "stuck_in_one_call"])
 def test_a_shutdown_timeout_fails_the_jobs_still_running(connection, function):
     queue = Queue("q", connection=connection)
-    hung = [queue.enqueue(f"{JOBS}.{function}", {}) for _ in range(2)]
+    hung = [queue.enqueue(f"{JOBS}.{function}", STUCK) for _ in range(2)]
     worker = worker_of(queue, 2)
     worker.shutdown_timeout = 0.5
     thread = threading.Thread(target=worker.work)
@@ -132,6 +144,7 @@ def test_a_shutdown_timeout_fails_the_jobs_still_running(connection, function):
     wait_until(lambda: queue.started_job_registry.count == 2, what="2 jobs started")
     worker.request_stop()
     thread.join(30)
+    no_job_thread_left()
     for job in hung:
         assert job.get_status(refresh=True) == JobStatus.FAILED
         error = job.latest_result().exc_string.strip().splitlines()[-1]
@@ -151,9 +164,10 @@ def test_a_thread_stuck_in_a_call_is_replaced(connection):
     """Two places, one job stuck in a call past its timeout: the jobs after it still run
     two at a time, on a new thread and the free one."""
     queue = Queue("q", connection=connection)
-    stuck = queue.enqueue(f"{JOBS}.stuck_in_one_call", {"seconds": 20}, job_timeout=1)
+    stuck = queue.enqueue(f"{JOBS}.stuck_in_one_call", {"seconds": 5}, job_timeout=1)
     others = [queue.enqueue(f"{JOBS}.sleeps", {"seconds": 2}) for _ in range(3)]
     worker_of(queue, 2).work(burst=True)
+    no_job_thread_left()
     assert stuck.get_status(refresh=True) == JobStatus.FAILED
     runs = sorted(runs_of(others), key=lambda run: run["start"])
     assert overlapped(runs[1:])  # the two last together, on two threads
