@@ -61,11 +61,18 @@ class Bench:
         }
 
     def row(
-        self, section: str, name: str, unit: str, measures: dict[str, Callable[[], dict]]
+        self,
+        section: str,
+        name: str,
+        unit: str,
+        measures: dict[str, Callable[[], dict]],
+        quiet: bool = False,
     ) -> dict:
         """A row of the table: the runs of each stack taken in turns, so that a machine
-        that speeds up or slows down meanwhile weighs on them alike."""
-        print(f"  {name}...", flush=True)
+        that speeds up or slows down meanwhile weighs on them alike (`quiet`: figures
+        measured already, the caller said what)."""
+        if not quiet:
+            print(f"  {name}...", flush=True)
         runs: dict[str, list[dict]] = {stack: [] for stack in measures}
         for _ in range(1 if section == "memory" else self.options.runs):
             for stack, measure in measures.items():

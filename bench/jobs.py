@@ -6,6 +6,8 @@ per process, as the peer's (bench/peer/kue_bench.js) are:
     python bench/jobs.py processor <c>        work the queue, c jobs at a time
     python bench/jobs.py end_to_end <n>       queue n jobs, wait for n completed events
     python bench/jobs.py enqueue_delayed <n>  queue n jobs at once, each due 1 s later
+    python bench/jobs.py enqueue_waiting <n>  queue n jobs at once that each wait 20 ms
+                                              (an `async def` job: asyncio.sleep)
     python bench/jobs.py retried_end_to_end <n>   queue n jobs at once that fail their
                                               first try (attempts 2, no backoff), wait
                                               for n completed events
@@ -14,6 +16,7 @@ A creator prints {"seconds": ...} (enqueue_delayed adds "due", when its jobs are
 seconds since the epoch); a processor works until SIGTERM. REDIS_URL says where.
 """
 
+import asyncio
 import json
 import sys
 import time
@@ -29,11 +32,19 @@ from queuing.redis_connection import create_client
 QUEUE = "bench"
 JOB_FUNCTION = "bench.jobs.notify"
 RETRIED_FUNCTION = "bench.jobs.fail_first_try"
+WAITING_FUNCTION = "bench.jobs.wait_20ms"
+WAIT_SECONDS = 0.02
 DELAY_SECONDS = 1
 
 
 def notify(data: dict) -> None:
     """The job: nothing, as the peer's handler does nothing but call done()."""
+
+
+async def wait_20ms(data: dict) -> None:
+    """The waiting jobs' job: it waits 20 ms, as a call to an SMS or mail gateway would;
+    `async def`, so that a worker of many jobs at a time keeps them on one event loop."""
+    await asyncio.sleep(WAIT_SECONDS)
 
 
 def fail_first_try(data: dict) -> None:
@@ -62,6 +73,12 @@ def enqueue_serial(count: int) -> float:
 def enqueue_burst(count: int) -> float:
     jobs, start = creator(), time.perf_counter()
     jobs.create_many(JOB_FUNCTION, [job_data(n) for n in range(count)])
+    return time.perf_counter() - start
+
+
+def enqueue_waiting(count: int) -> float:
+    jobs, start = creator(), time.perf_counter()
+    jobs.create_many(WAITING_FUNCTION, [job_data(n) for n in range(count)])
     return time.perf_counter() - start
 
 
@@ -110,6 +127,7 @@ if __name__ == "__main__":
         measured = {
             "enqueue_serial": enqueue_serial,
             "enqueue_burst": enqueue_burst,
+            "enqueue_waiting": enqueue_waiting,
             "end_to_end": end_to_end,
             "enqueue_delayed": enqueue_delayed,
             "retried_end_to_end": retried_end_to_end,

@@ -47,6 +47,23 @@ class Running:
             self.process.wait()
 
 
+def tree_rss_mb(pid: int) -> float:
+    """The resident memory of a process and all its descendants, in MB (Linux: /proc)."""
+    total_kb, pids = 0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # ended meanwhile
+            continue
+        total_kb += next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+        )
+    return total_kb / 1024
+
+
 # ---------------------------------------------------------------- the apps' servers
 
 

@@ -2,6 +2,7 @@
 // way. Run by bench/run.py with node, from a folder where npm installed bullmq.
 //   node bullmq_bench.js <redis port> <db> enqueue_serial <n>   Queue.add, awaited one by one
 //   node bullmq_bench.js <redis port> <db> enqueue_burst <n>    Queue.addBulk, all at once
+//   node bullmq_bench.js <redis port> <db> enqueue_waiting <n>  addBulk of jobs that each wait 20 ms
 //   node bullmq_bench.js <redis port> <db> processor <c>        a Worker of concurrency c
 //   node bullmq_bench.js <redis port> <db> end_to_end <n>       addBulk, then QueueEvents hears
 //                                                               n 'completed'
@@ -32,6 +33,9 @@ const DELAY_MS = 1000;
 // The retried jobs' name: the processor fails their first try (bench/jobs.py's job of the
 // same name does so on the port).
 const FAIL_FIRST_TRY = 'fail_first_try';
+// The waiting jobs' name: the processor waits 20 ms in each (a gateway's call).
+const WAIT_20MS = 'wait_20ms';
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const data = (n) => ({ phoneNumber: '4153518780', message: `This is the code ${n}` });
 const jobs = (n, name = QUEUE, opts = undefined) =>
   Array.from({ length: n }, (_, i) => ({ name, data: data(i), opts }));
@@ -69,6 +73,14 @@ async function enqueueBurst(n) {
 // attempts as they end: 0 made on the first).
 async function handle(job) {
   if (job.name === FAIL_FIRST_TRY && job.attemptsMade === 0) throw new Error('The first try fails');
+  if (job.name === WAIT_20MS) await sleep(20);
+}
+
+async function enqueueWaiting(n) {
+  const queue = await openQueue();
+  const start = process.hrtime.bigint();
+  await queue.addBulk(jobs(n, WAIT_20MS));
+  done(start, queue);
 }
 
 async function processor(concurrency) {
@@ -120,6 +132,7 @@ async function retriedEndToEnd(n) {
 const workloads = {
   enqueue_serial: enqueueSerial,
   enqueue_burst: enqueueBurst,
+  enqueue_waiting: enqueueWaiting,
   processor,
   end_to_end: endToEnd,
   enqueue_delayed: enqueueDelayed,

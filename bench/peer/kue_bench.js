@@ -2,6 +2,7 @@
 // solution uses it. Run by bench/run.py with node, from a folder where npm installed kue.
 //   node kue_bench.js <redis port> enqueue_serial <n>   queue n jobs, one after another
 //   node kue_bench.js <redis port> enqueue_burst <n>    queue n jobs at once (as 7-job_creator)
+//   node kue_bench.js <redis port> enqueue_waiting <n>  queue n jobs at once that each wait 20 ms
 //   node kue_bench.js <redis port> processor <c>        work the queue, c jobs at a time
 //   node kue_bench.js <redis port> end_to_end <n>       queue n jobs, wait for n 'complete'
 // A creator prints {"seconds": ...}; a processor prints "ready", then works until SIGTERM.
@@ -13,9 +14,11 @@ const queue = kue.createQueue({ redis: { host: '127.0.0.1', port } });
 const TYPE = 'bench';
 const data = (n) => ({ phoneNumber: '4153518780', message: `This is the code ${n}` });
 
-function save(n) {
+function save(n, wait = 0) {
   return new Promise((resolve, reject) => {
-    const job = queue.create(TYPE, data(n)).save((error) => (error ? reject(error) : resolve(job)));
+    const job = queue
+      .create(TYPE, { ...data(n), wait })
+      .save((error) => (error ? reject(error) : resolve(job)));
   });
 }
 
@@ -37,8 +40,17 @@ async function enqueueBurst(n) {
   done(start);
 }
 
+async function enqueueWaiting(n) {
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: n }, (_, i) => save(i, 20)));
+  done(start);
+}
+
+// A job waits job.data.wait ms (the waiting jobs: 20, a gateway's call), else none.
 function processor(concurrency) {
-  queue.process(TYPE, concurrency, (job, jobDone) => jobDone());
+  queue.process(TYPE, concurrency, (job, jobDone) =>
+    job.data.wait ? setTimeout(jobDone, job.data.wait) : jobDone(),
+  );
   console.log('ready');
   process.on('SIGTERM', () => queue.shutdown(5000, () => process.exit(0)));
 }
@@ -55,5 +67,11 @@ function endToEnd(n) {
   }
 }
 
-const workloads = { enqueue_serial: enqueueSerial, enqueue_burst: enqueueBurst, processor, end_to_end: endToEnd };
+const workloads = {
+  enqueue_serial: enqueueSerial,
+  enqueue_burst: enqueueBurst,
+  enqueue_waiting: enqueueWaiting,
+  processor,
+  end_to_end: endToEnd,
+};
 workloads[workload](count);

@@ -1,7 +1,13 @@
-"""The job rows: queueing, working queued jobs, and both at once, on each stack."""
+"""The job rows: queueing, working queued jobs, and both at once, on each stack; and
+jobs that wait 20 ms each (a gateway's call), many at a time, with the worker side's
+resident memory."""
 
 from bench.context import Bench
+from bench.processes import tree_rss_mb
 from bench.stacks import Side
+from harness.waiting import wait_until
+
+WAITING_AT_A_TIME = (50, 200)
 
 
 def rows(bench: Bench) -> list[dict]:
@@ -20,7 +26,47 @@ def rows(bench: Bench) -> list[dict]:
             for stack, side in bench.sides.items()
         }
         rows.append(bench.row("jobs", name, "jobs/s", by_side))
+    for concurrency in WAITING_AT_A_TIME:
+        rows += waiting_rows(bench, concurrency)
     return rows
+
+
+def waiting_rows(bench: Bench, concurrency: int) -> list[dict]:
+    """Jobs that each wait 20 ms, `concurrency` at a time: jobs a second, and the peak
+    resident memory of the processor's processes meanwhile (each run measures both)."""
+    runs: dict[str, list[dict]] = {stack: [] for stack in bench.sides}
+    name = f"waiting jobs (20 ms each), {concurrency} at a time"
+    print(f"  {name}...", flush=True)
+    for _ in range(bench.options.runs):
+        for stack, side in bench.sides.items():
+            runs[stack].append(waiting(bench, side, concurrency))
+    rows = []
+    for key, label, unit in (
+        ("value", name, "jobs/s"),
+        ("rss_mb", f"worker side's RSS, {concurrency} at a time", "MB"),
+    ):
+        measures = {stack: iter([{"value": run[key]} for run in runs[stack]]) for stack in runs}
+        by_side = {stack: (lambda it=it: next(it)) for stack, it in measures.items()}
+        rows.append(bench.row("jobs", label, unit, by_side, quiet=True))
+    return rows
+
+
+def waiting(bench: Bench, side: Side, concurrency: int) -> dict:
+    """The waiting jobs queued, then worked; timed by the jobs' own start and end."""
+    bench.redis.flushall()
+    count = bench.options.jobs
+    bench.create(side, "enqueue_waiting", count)
+    client = bench.clients[side.db]
+    peak = 0.0
+    with bench.processor(side, concurrency) as processor:
+
+        def finished() -> bool:
+            nonlocal peak
+            peak = max(peak, tree_rss_mb(processor.process.pid))
+            return side.finished(client) >= count
+
+        wait_until(finished, 600, f"{count} jobs finished", every=0.05)
+    return {"value": count / side.span(client, count), "rss_mb": peak}
 
 
 def enqueue(bench: Bench, side: Side, workload: str) -> dict:
