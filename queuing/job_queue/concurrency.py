@@ -217,14 +217,7 @@ class ConcurrentJobWorker(JobWorker):
                 self._threads.stop()
             if self._event_loop is not None:
                 self._event_loop.stop()
-            heartbeat.stop()
-            steps.close()
-            try:
-                if self._stop_date_unsaved:
-                    self.set_shutdown_requested_date()
-                self.teardown()
-            finally:
-                self._restore_signal_handlers()
+            self._stop_working(heartbeat, steps)
 
     def _write_ended_until_written(self, steps: JobSteps) -> None:
         while self._unwritten:

@@ -240,15 +240,20 @@ class JobWorker(TakesJobs, RunsJobs, SimpleWorker):
                 for written in again:
                     self._write_again(steps, written)
             finally:
-                heartbeat.stop()
-                steps.close()
-                try:
-                    if self._stop_date_unsaved:
-                        self.set_shutdown_requested_date()
-                    self.teardown()
-                finally:
-                    self._restore_signal_handlers()
+                self._stop_working(heartbeat, steps)
         return bool(completed)
+
+    def _stop_working(self, heartbeat: Heartbeat, steps: JobSteps) -> None:
+        """What work() does last: its threads and connection let go, RQ's teardown (the
+        worker's death in Redis), the signal handlers put back."""
+        heartbeat.stop()
+        steps.close()
+        try:
+            if self._stop_date_unsaved:
+                self.set_shutdown_requested_date()
+            self.teardown()
+        finally:
+            self._restore_signal_handlers()
 
     def _connect_afresh(self, steps: JobSteps) -> None:
         """After a lost connection, the worker's other connections connect again on
