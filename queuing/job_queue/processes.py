@@ -33,7 +33,7 @@ class _ProcessJobWorker(LeavesAFrozenPrimary, JobWorker):
     pool of its own."""
 
 
-class _ConcurrentProcessWorker(LeavesAFrozenPrimary, ConcurrentJobWorker):
+class _ConcurrentWorker(LeavesAFrozenPrimary, ConcurrentJobWorker):
     """A worker of several jobs at a time with a connection pool of its own: a
     processor's, or an app's WorkerThread's (its jobs run on threads already, stopped
     past their timeout by the process's watching thread)."""
@@ -158,7 +158,7 @@ def _run_worker_process(
     cold shutdown: the jobs are left to be found abandoned)."""
     new_worker: Callable[..., JobWorker] = _ProcessJobWorker
     if jobs_at_a_time > 1:
-        new_worker = partial(_ConcurrentProcessWorker, concurrency=jobs_at_a_time)
+        new_worker = partial(_ConcurrentWorker, concurrency=jobs_at_a_time)
     loop = _WorkerLoop(queue_names, connection, new_worker, shutdown_timeout)
     first_request: list[float] = []
 
@@ -185,7 +185,7 @@ class WorkerThread:
     ) -> None:
         new_worker: Callable[..., JobWorker] = _ThreadJobWorker
         if jobs_at_a_time > 1:
-            new_worker = partial(_ConcurrentProcessWorker, concurrency=jobs_at_a_time)
+            new_worker = partial(_ConcurrentWorker, concurrency=jobs_at_a_time)
         # A connection of its own: RQ's worker raises its client's socket timeout to
         # its own (minutes), which an app's requests must not inherit.
         self._loop = _WorkerLoop(list(queue_names), own_client(connection), new_worker)

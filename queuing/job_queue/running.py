@@ -22,8 +22,9 @@ from queuing.redis_connection import UNREACHABLE
 
 
 class ColdStop(SystemExit):
-    """A processor's second Ctrl-C: the worker process ends at once, and its job is left
-    to be found abandoned (not failed as a job that raised SystemExit)."""
+    """A processor's second Ctrl-C: the worker process ends at once (status 0, as RQ's
+    cold shutdown), and its jobs are left to be found abandoned (not failed as a job
+    that raised SystemExit)."""
 
 
 class RunsJobs:
