@@ -257,6 +257,8 @@ class ReplicatedRedis:
         hangs or a network that drops every packet, until `thaw`."""
         os.kill(server.pid, signal.SIGSTOP)
         self.frozen.add(server.pid)
+        # A signal is delivered in its own time: frozen once the kernel says it stopped.
+        wait_until(lambda: process_state(server.pid) == "T", 5, "the server stopped")
 
     def thaw(self, server: RedisServer) -> None:
         os.kill(server.pid, signal.SIGCONT)
@@ -345,3 +347,8 @@ def in_sync(replica: RedisServer, primary_port: int) -> bool:
             and info["master_sync_in_progress"] == 0
         )
     return False
+
+
+def process_state(pid: int) -> str:
+    """The process's state as Linux shows it (R running, S sleeping, T stopped...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
