@@ -17,11 +17,15 @@ import redis
 
 from bench.peers import BULLMQ_DB, BullMQSide, KueSide, Peer
 from bench.processes import PROJECT, Running
+from bench.python_peers import PACKAGES as PYTHON_PEERS
+from bench.python_peers import WORKLOADS as PYTHON_PEER_WORKLOADS
+from bench.python_peers import PythonPeerSide
 from bench.stacks import PythonSide, Side
 from harness.redis_server import RedisServer, find_redis_server
 from harness.waiting import wait_until
 
 STACKS = ("port", "peer", "bullmq")  # the table's columns; "peer": the JS original
+PYTHON_STACKS = tuple(PYTHON_PEERS)  # a second table's, in the rows they take part in
 HARNESS = "bench-harness"  # the name of this harness's connections to Redis
 T = TypeVar("T")
 
@@ -36,10 +40,17 @@ class Target:
 
 
 class Bench:
-    def __init__(self, options: argparse.Namespace, server: RedisServer, peer: Peer | None):
+    def __init__(
+        self,
+        options: argparse.Namespace,
+        server: RedisServer,
+        peer: Peer | None,
+        python_peers: dict[str, PythonPeerSide] | None = None,
+    ):
         self.options = options
         self.server = server
         self.peer = peer
+        self.python_peers = python_peers or {}
         # Named, so that used_memory() can tell this harness's connections from the rest.
         client = partial(redis.Redis, port=server.port, client_name=HARNESS)
         self.redis = client()
@@ -79,9 +90,22 @@ class Bench:
                 runs[stack].append(measure())
         row = {"section": section, "workload": name, "unit": unit}
         row |= {stack: median(runs[stack]) if stack in runs else None for stack in STACKS}
+        row |= {stack: median(runs[stack]) for stack in PYTHON_STACKS if stack in runs}
         port = row["port"]["value"]
-        row["ratios"] = {stack: port / row[stack]["value"] for stack in STACKS[1:] if row[stack]}
+        others = [stack for stack in (*STACKS[1:], *PYTHON_STACKS) if row.get(stack)]
+        row["ratios"] = {stack: port / row[stack]["value"] for stack in others}
         return row
+
+    def job_sides(self, workload: str) -> dict[str, Side]:
+        """The stacks a job row compares: this port and the JS peers, and the Python
+        peers in the rows they take part in (bench/python_peers.py's WORKLOADS)."""
+        python = self.python_peers if workload in PYTHON_PEER_WORKLOADS else {}
+        return self.sides | python
+
+    def flush(self, side: Side) -> None:
+        """An empty Redis, and `side`'s last run forgotten, before a run of `side`."""
+        self.redis.flushall()
+        side.clear()
 
     def express(self, module: str, port: int) -> list[str]:
         """The JS original's app of `module`, on this run's Redis (a `serve` command)."""

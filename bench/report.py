@@ -12,8 +12,8 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from bench import failover
-from bench.context import Bench
+from bench import failover, python_peers
+from bench.context import PYTHON_STACKS, Bench
 from bench.sections.writes import EDGE_REQUESTS, EDGE_STOCK
 
 ROW_LISTS = ("rows", "write_rows", "memory_rows", "sentinel_rows")
@@ -26,6 +26,7 @@ def report(options: argparse.Namespace, bench: Bench, rows: list[dict], seconds:
         "date": datetime.now().isoformat(timespec="seconds"),
         "settings": {key: value for key, value in vars(options).items() if key != "out"},
         "peers": bench.peer.versions if bench.peer else None,
+        "python_peers": python_peers.versions(bench.python_peers),
         "redis": bench.redis_settings,
         "seconds": seconds,
         # The job workloads, Kue's job options, the HTTP reads and the Redis floor:
@@ -131,6 +132,28 @@ def print_table(report: dict, rows: list[dict]) -> None:
             if row[stack] and "checks" in row[stack]:
                 print(f"  {'this port' if stack == 'port' else 'JS original'}: ", end="")
                 print(describe_checks(row["workload"], row[stack]["checks"]))
+
+
+def print_python_peers(report: dict, rows: list[dict]) -> None:
+    """The rows the Python peers took part in, beside this port, and how each ran them."""
+    rows = [row for row in rows if any(stack in row for stack in PYTHON_STACKS)]
+    stacks = [stack for stack in PYTHON_STACKS if stack in report["python_peers"]]
+    if not rows or not stacks:
+        return
+    names = {stack: python_peers.NAMES[stack] for stack in stacks}
+    print("\nThe Python peers (port/x: this port's figure over the fastest Python peer's;")
+    print("for RSS, less is better)")
+    print(f"{'workload':40s} {'this port':>10s}", end="")
+    print("".join(f" {names[stack][:10]:>10s}" for stack in stacks), f"{'port/x':>7s}")
+    for row in rows:
+        print(f"{row['workload']:40s} {row['port']['value']:>10,.0f}", end="")
+        print("".join(f" {figure(row.get(stack)):>10s}" for stack in stacks), end="")
+        values = [row[stack]["value"] for stack in stacks if row.get(stack)]
+        best = min(values) if row["unit"] == "MB" else max(values)
+        print(f" {row['port']['value'] / best:>6.2f}x  {row['unit']}")
+    for stack in stacks:
+        version = report["python_peers"][stack]
+        print(f"  {names[stack]} {version}: {python_peers.HOW[stack]}")
 
 
 def print_lateness(row: dict) -> None:

@@ -1,14 +1,17 @@
 """Benchmarks of this port side by side with two JS peers, in one run on one machine,
 each figure the median of several runs taken in turns: the JS original (Kue 0.11.6 with
-node_redis, Express 4) and BullMQ, the Node queue a user would choose today.
+node_redis, Express 4) and BullMQ, the Node queue a user would choose today; and, in the
+rows of queued jobs worked, the Python queues a user would pick instead (SAQ, arq,
+Celery, Dramatiq, BullMQ's Python package: bench/python_peers.py).
 
     .venv/bin/python bench/run.py                                   # about 10 minutes
     .venv/bin/python bench/run.py --jobs 200 --runs 1 --seconds 1   # a quick check
 
 It starts a redis-server of its own on a free port (from the project's redis.conf),
-installs the peers with npm in a temporary folder (skipped, with a message, where node
-is absent) and takes wrk from PATH or Debian's packages (downloaded into .bench/),
-prints a table and writes the figures as JSON (--out).
+installs the JS peers with npm in a temporary folder (skipped, with a message, where
+node is absent) and the Python peers with pip, each in a virtualenv of its own there,
+takes wrk from PATH or Debian's packages (downloaded into .bench/), prints a table and
+writes the figures as JSON (--out).
 
 The sentinel section serves the write routes on Sentinel REDIS_URLs too (a primary with
 one replica, and with two as ./install_redis.sh --sentinel sets it up; three sentinels:
@@ -31,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report
+from bench import python_peers, report
 from bench.context import Bench, start_on_free_ports
 from bench.peers import Peer
 from bench.processes import PROJECT
@@ -56,14 +59,17 @@ def main() -> None:
             lambda attempt: RedisServer(binary, Path(folder) / f"redis-{attempt}").start()
         )
         try:
-            peer = Peer.install(Path(folder)) if options.peer else None
-            bench = Bench(options, server, peer)
             wanted = options.only.split(",")
+            peer = Peer.install(Path(folder)) if options.peer else None
+            with_python_peers = options.python_peers and "jobs" in wanted
+            python = python_peers.install(Path(folder)) if with_python_peers else {}
+            bench = Bench(options, server, peer, python)
             rows = [row for name in ORDER if name in wanted for row in SECTIONS[name](bench)]
         finally:
             server.stop()
     figures = report.report(options, bench, rows, round(time.monotonic() - started))
     report.print_table(figures, rows)
+    report.print_python_peers(figures, rows)
     if bench.failover:
         report.print_failover(bench.failover)
     update = options.only.split(",") if options.update else None
@@ -84,7 +90,13 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=5, help="seconds an HTTP run (5)")
     parser.add_argument("--connections", type=int, default=32, help="HTTP connections (32)")
     parser.add_argument("--only", default=SECTIONS_OPTION, help=f"sections ({SECTIONS_OPTION})")
-    parser.add_argument("--no-peer", dest="peer", action="store_false", help="without the peers")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="without the JS peers")
+    parser.add_argument(
+        "--no-python-peers",
+        dest="python_peers",
+        action="store_false",
+        help="without the Python peers (SAQ, arq, Celery, Dramatiq, BullMQ's package)",
+    )
     parser.add_argument(
         "--compare-servers", action="store_true", help="also measure WSGI servers for the apps"
     )

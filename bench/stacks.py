@@ -23,6 +23,9 @@ class Side:
         self.command = command  # (workload, argument) -> the command line
         self.finished_key, self.job_key, self.start, self.end = finished, job, start, end
 
+    def clear(self) -> None:
+        """Forget the last run's jobs, where they are not kept in Redis."""
+
     def finished(self, client: redis.Redis) -> int:
         return client.zcard(self.finished_key)
 

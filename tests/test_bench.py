@@ -11,7 +11,7 @@ import sys
 import pytest
 import redis
 
-from bench.context import Bench
+from bench.context import PYTHON_STACKS, Bench
 from bench.cpu_per_job import Costs, measure
 from bench.processes import Running
 from bench.stacks import PythonSide
@@ -39,6 +39,15 @@ WORKLOADS = [
     "GET /available_seats",
     "Redis GET, no pipelining",
     "Redis GET, 16 pipelined",
+]
+# The rows of queued jobs worked, where the Python peers take part.
+PYTHON_PEER_WORKLOADS = [
+    "processing, 1 at a time",
+    "processing, 2 at a time",
+    "waiting jobs (20 ms each), 50 at a time",
+    "worker side's RSS, 50 at a time",
+    "waiting jobs (20 ms each), 200 at a time",
+    "worker side's RSS, 200 at a time",
 ]
 SENTINEL_WORKLOADS = [
     f"{route} ({target})"
@@ -71,6 +80,12 @@ def test_a_small_run_gives_every_figure(tmp_path, redis_binary):
     else:
         assert "node is not installed here" in result.stdout
     assert "this port  JS original   ratio" in result.stdout
+    # The Python peers, each in a virtualenv of its own, in the rows of queued jobs.
+    assert list(report["python_peers"]) == list(PYTHON_STACKS)
+    with_python_peers = [row for row in report["rows"] if any(s in row for s in PYTHON_STACKS)]
+    assert [row["workload"] for row in with_python_peers] == PYTHON_PEER_WORKLOADS
+    assert all(row[stack]["value"] > 0 for row in with_python_peers for stack in PYTHON_STACKS)
+    assert "The Python peers (port/x" in result.stdout
     # The delayed jobs' row: how late the last, the median and the first job started, and
     # how both rows of Kue's job options are measured.
     (delayed,) = (row["port"] for row in report["rows"] if row["workload"].startswith("delayed"))

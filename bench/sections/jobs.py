@@ -23,7 +23,7 @@ def rows(bench: Bench) -> list[dict]:
     for name, measure, argument in workloads:
         by_side = {
             stack: lambda s=side, m=measure, a=argument: m(bench, s, a)
-            for stack, side in bench.sides.items()
+            for stack, side in bench.job_sides(measure.__name__).items()
         }
         rows.append(bench.row("jobs", name, "jobs/s", by_side))
     for concurrency in WAITING_AT_A_TIME:
@@ -34,11 +34,12 @@ def rows(bench: Bench) -> list[dict]:
 def waiting_rows(bench: Bench, concurrency: int) -> list[dict]:
     """Jobs that each wait 20 ms, `concurrency` at a time: jobs a second, and the peak
     resident memory of the processor's processes meanwhile (each run measures both)."""
-    runs: dict[str, list[dict]] = {stack: [] for stack in bench.sides}
+    sides = bench.job_sides("waiting")
+    runs: dict[str, list[dict]] = {stack: [] for stack in sides}
     name = f"waiting jobs (20 ms each), {concurrency} at a time"
     print(f"  {name}...", flush=True)
     for _ in range(bench.options.runs):
-        for stack, side in bench.sides.items():
+        for stack, side in sides.items():
             runs[stack].append(waiting(bench, side, concurrency))
     rows = []
     for key, label, unit in (
@@ -53,7 +54,7 @@ def waiting_rows(bench: Bench, concurrency: int) -> list[dict]:
 
 def waiting(bench: Bench, side: Side, concurrency: int) -> dict:
     """The waiting jobs queued, then worked; timed by the jobs' own start and end."""
-    bench.redis.flushall()
+    bench.flush(side)
     count = bench.options.jobs
     bench.create(side, "enqueue_waiting", count)
     client = bench.clients[side.db]
@@ -76,7 +77,7 @@ def enqueue(bench: Bench, side: Side, workload: str) -> dict:
 
 def processing(bench: Bench, side: Side, concurrency: int) -> dict:
     """Jobs already queued, then worked; timed by the jobs' own start and end."""
-    bench.redis.flushall()
+    bench.flush(side)
     bench.work(side, bench.options.jobs, concurrency)
     client = bench.clients[side.db]
     return {"value": bench.options.jobs / side.span(client, bench.options.jobs)}
