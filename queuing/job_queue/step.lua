@@ -70,13 +70,14 @@ end
 
 -- 1. Finish the last job.
 local job, run = string.format(job_key, ended_id), ended_id .. ':' .. ended_execution
+local current  -- the ended job's status, worker and dependency_ids, as stored
 if outcome ~= '' then
   redis.call('SREM', worker_executions, run)
   -- A job ends once: if it is no longer started by this worker in this execution (its
   -- worker was cut off so long that it was called abandoned and failed; or this is an
   -- outcome sent again after a lost connection, JobWorker._write_again, which the
   -- server may have had all along), the outcome is dropped.
-  local current = redis.call('HMGET', job, 'status', 'worker_name')
+  current = redis.call('HMGET', job, 'status', 'worker_name', 'dependency_ids')
   if current[1] ~= 'started' or current[2] ~= worker_name
     or not redis.call('ZSCORE', string.format(started_key, ended_origin), run) then
     outcome = ''
@@ -87,6 +88,16 @@ if outcome ~= '' then
   local result = string.format(result_key, ended_id)
   local dependents_of_job = string.format(dependents_key, ended_id)
   local dependencies_of_job = string.format(dependencies_key, ended_id)
+  -- EXPIRE of a key that does not exist changes nothing: the job's dependents set exists
+  -- only while it has some (Redis drops an empty set), and its dependencies set only for
+  -- a job RQ saved with dependency_ids (Job.register_dependency). Skipped then.
+  local dependents = redis.call('SCARD', dependents_of_job)
+  local has_dependencies = current[3] ~= false and current[3] ~= ''
+  local function expire_with_sets(seconds)
+    redis.call('EXPIRE', job, seconds)
+    if dependents > 0 then redis.call('EXPIRE', dependents_of_job, seconds) end
+    if has_dependencies then redis.call('EXPIRE', dependencies_of_job, seconds) end
+  end
   local finished = string.format(finished_key, ended_origin)
   local executions = string.format(executions_key, ended_id)
   -- A failed job's result and failed-registry entry are what RQ's default exception
@@ -112,9 +123,7 @@ if outcome ~= '' then
     redis.call('HSET', job, unpack(fields))
     local job_ttl = tonumber(left[3] or '')
     if job_ttl and job_ttl > 0 then  -- Job.cleanup(ttl=job.ttl) in Queue._persist_job
-      redis.call('EXPIRE', job, job_ttl)
-      redis.call('EXPIRE', dependents_of_job, job_ttl)
-      redis.call('EXPIRE', dependencies_of_job, job_ttl)
+      expire_with_sets(job_ttl)
     end
   elseif recorded then
     redis.call('HSET', job, 'last_heartbeat', ended_at, 'status', outcome, 'ended_at', ended_at)
@@ -142,16 +151,11 @@ if outcome ~= '' then
     end
   end
   redis.call('HINCRBYFLOAT', worker, 'total_working_time', working_time)
-  if recorded and ttl > 0 then
-    redis.call('EXPIRE', job, ttl)
-    redis.call('EXPIRE', dependents_of_job, ttl)
-    redis.call('EXPIRE', dependencies_of_job, ttl)
-  end
+  if recorded and ttl > 0 then expire_with_sets(ttl) end
   -- Kept for 0 seconds (result_ttl=0, failure_ttl=0): RQ deletes the job at once
   -- (Job.cleanup(0) -> Job.delete), its result and executions with it; a failed one stays
   -- named in the failed registry. One that has dependents is deleted once they are moved
   -- on (JobWorker._step), as RQ does.
-  local dependents = redis.call('SCARD', dependents_of_job)
   if recorded and ttl == 0 and dependents == 0 then
     redis.call('DEL', job, dependents_of_job, dependencies_of_job, result, executions)
     if outcome == 'finished' then redis.call('ZREM', finished, ended_id) end
@@ -191,13 +195,10 @@ if redis.call('EXISTS', paused) == 1 then
   idle_unless_busy()
   return {'paused'}
 end
-if take == 'pop' then
-  if one_queue ~= '' then
-    id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
-  else
-    id = redis.call('LPOP', queue)
-  end
-end
+-- A worker of one queue pops into the intermediate list (RQ's dequeue), from which the
+-- step takes a job it starts. Inside one script no one sees the list meanwhile: the job
+-- is popped, and pushed there (as LMOVE would) only if it is left to RQ's code.
+if take == 'pop' then id = redis.call('LPOP', queue) end
 if not id then
   idle_unless_busy()
   return nil
@@ -206,8 +207,8 @@ job = string.format(job_key, id)
 local f = redis.call('HMGET', job, 'status', 'dependency_ids', 'retries_left', 'repeats_left',
   'rate_limit_key', 'group_id', 'webhooks', 'success_callback_name', 'failure_callback_name',
   'stopped_callback_name', 'timeout')
-if not f[1] then
-  redis.call('LREM', intermediate, 1, id)  -- deleted meanwhile: RQ skips it too
+if not f[1] then  -- deleted meanwhile: RQ skips it too
+  if take == 'id' then redis.call('LREM', intermediate, 1, id) end
   return {'gone'}
 end
 -- A job with retries left (f[3]) is covered: a failed try is queued or scheduled again
@@ -217,7 +218,10 @@ local covered = fast_path ~= '' and f[1] == 'queued' and not f[2] and not f[4]
   and (f[8] == '' or one_of(f[8], success_callbacks))
   and (f[9] == '' or one_of(f[9], failure_callbacks)) and (f[10] or '') == ''
   and redis.call('SCARD', string.format(dependents_key, id)) == 0
-if not covered then return {'rq', id, redis.call('HGETALL', job)} end
+if not covered then
+  if take == 'pop' and one_queue ~= '' then redis.call('RPUSH', intermediate, id) end
+  return {'rq', id, redis.call('HGETALL', job)}
+end
 
 -- The execution is alive until the heartbeat thread's first renewal, or the job's
 -- timeout if that comes first, plus the margin (RQ's get_heartbeat_ttl: min(timeout,
@@ -245,7 +249,7 @@ redis.call('EXPIRE', worker_executions, worker_ttl)
 redis.call('HSET', job, 'last_heartbeat', started_at, 'status', 'started',
   'started_at', started_at, 'worker_name', worker_name)
 redis.call('PERSIST', job)
-redis.call('LREM', intermediate, 1, id)
+if take == 'id' then redis.call('LREM', intermediate, 1, id) end
 if f[8] and f[8] ~= '' then  -- a job_queue job: its creator may hear it start (Kue's `start`)
   redis.call('XADD', taken_events, 'MAXLEN', '~', events_kept, '*', 'job', id, 'event', 'start')
 end

@@ -213,7 +213,7 @@ class JobSteps:
         self.worker_key = worker_key
         self.settings = settings
         self._own_connection = connection.connection_pool.get_connection()
-        self._worker_args = {  # the same for each of this worker's steps
+        self.worker_args = {  # the same for each of this worker's steps
             "fast_path": "1" if settings.fast_path else "",
             "one_queue": "1" if settings.one_queue else "",
             "heartbeat_margin": settings.heartbeat_margin,
@@ -287,7 +287,7 @@ class JobSteps:
         }
         args = {
             **_outcome_args(outcome),
-            **self._worker_args,
+            **self.worker_args,
             "take": "" if queue is None else "id" if job_id else "pop",
             "take_id": job_id,
             "execution": execution_id,
