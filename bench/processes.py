@@ -58,8 +58,10 @@ def tree_rss_mb(pid: int) -> float:
                 pids += [int(child) for child in (task / "children").read_text().split()]
         except OSError:  # ended meanwhile
             continue
+        # A zombie (a child ended, not yet reaped) has no VmRSS: it holds no memory.
         total_kb += next(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
         )
     return total_kb / 1024
 
