@@ -1,6 +1,6 @@
 """The bench's Python peers, as far as the harness reads them without installing them:
-the jobs' stamps (bench/python_peer/stamps.py) that time every peer alike, and the
-versions their requirements pin. (test_bench.py runs them.)"""
+the jobs' stamps (bench/python_peer/stamps.py) that time every peer alike, the versions
+their requirements pin, the memory of their processes. (test_bench.py runs them.)"""
 
 import os
 import threading
@@ -8,8 +8,11 @@ import threading
 import pytest
 
 from bench import python_peers
+from bench.processes import tree_rss_mb
 from bench.python_peer import stamps
 from bench.python_peers import PythonPeerSide
+from harness.sentinel import process_state
+from harness.waiting import wait_until
 
 
 @pytest.fixture
@@ -56,3 +59,16 @@ def test_each_peer_pins_its_package():
         "dramatiq": "2.2.1",
         "bullmq_py": "2.15.0",
     }
+
+
+def test_the_worker_side_s_memory_counts_an_ended_child_as_nothing():
+    """A peer's worker may leave a child ended and not yet reaped (a zombie, whose
+    status has no VmRSS) while the bench samples its processes' memory."""
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    try:
+        wait_until(lambda: process_state(child) == "Z", 5, "the child a zombie")
+        assert tree_rss_mb(os.getpid()) > 0
+    finally:
+        os.waitpid(child, 0)
