@@ -98,9 +98,9 @@ def install(folder: Path) -> dict[str, PythonPeerSide]:
     return sides
 
 
-def versions(sides: dict[str, PythonPeerSide]) -> dict[str, str]:
-    """Each installed peer's version, as its requirements pin it."""
-    return {stack: pinned(stack) for stack in sides}
+def versions(sides: dict[str, PythonPeerSide]) -> dict[str, dict]:
+    """Each installed peer's version, as its requirements pin it, and how it was run."""
+    return {stack: {"version": pinned(stack), "how": HOW[stack]} for stack in sides}
 
 
 def pinned(stack: str) -> str:

@@ -152,8 +152,8 @@ def print_python_peers(report: dict, rows: list[dict]) -> None:
         best = min(values) if row["unit"] == "MB" else max(values)
         print(f" {row['port']['value'] / best:>6.2f}x  {row['unit']}")
     for stack in stacks:
-        version = report["python_peers"][stack]
-        print(f"  {names[stack]} {version}: {python_peers.HOW[stack]}")
+        peer = report["python_peers"][stack]
+        print(f"  {names[stack]} {peer['version']}: {peer['how']}")
 
 
 def print_lateness(row: dict) -> None:
