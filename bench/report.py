@@ -62,6 +62,8 @@ def updated(old: dict, report: dict, sections: list[str], order: list[str]) -> d
         merged[key] = sorted(rows, key=lambda row: order.index(row["section"]))
     if "sentinel" in sections:
         merged["failover"] = report["failover"]
+    if "jobs" in sections:  # the only rows the Python peers take part in
+        merged["python_peers"] = report["python_peers"]
     if report["servers"]:
         merged["servers"] = report["servers"]
     update = {key: report[key] for key in ("date", "settings", "seconds", "machine")}
