@@ -3,14 +3,11 @@ backend (Celery's default): tasks queued with delay(), worked by `celery worker`
 `-c` at a time: in processes (its default pool) up to PREFORK_UP_TO at a time, in
 threads above (50 or 200 processes are not what a user runs for jobs that wait)."""
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import stamps
 from celery import Celery
-from workloads import QUEUE, REDIS_URL, WAIT_SECONDS, job_data, main
+from workloads import QUEUE, REDIS_URL, WAIT_SECONDS, exec_worker_command, job_data, main
 
 PREFORK_UP_TO = 4
 app = Celery("celery_bench", broker=REDIS_URL)
@@ -37,14 +34,9 @@ def enqueue(name: str, count: int) -> None:
 
 
 def processor(concurrency: int) -> None:
-    """`celery worker` in this process (exec), as a user starts it."""
     pool = "prefork" if concurrency <= PREFORK_UP_TO else "threads"
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = here
-    command = [sys.executable, "-m", "celery", "-A", "celery_bench", "worker"]
-    command += ["--pool", pool, "-c", str(concurrency), "-Q", QUEUE, "--loglevel", "WARNING"]
-    os.chdir(here)
-    os.execv(sys.executable, command)
+    command = ["celery", "-A", "celery_bench", "worker", "--pool", pool, "-c", str(concurrency)]
+    exec_worker_command(*command, "-Q", QUEUE, "--loglevel", "WARNING")
 
 
 if __name__ == "__main__":

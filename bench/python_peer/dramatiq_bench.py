@@ -2,15 +2,12 @@
 send(), worked by `dramatiq dramatiq_bench --processes 1 --threads c` (its worker
 command; its threads are how it runs several jobs at a time in a process)."""
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import dramatiq
 import stamps
 from dramatiq.brokers.redis import RedisBroker
-from workloads import QUEUE, REDIS_URL, WAIT_SECONDS, job_data, main
+from workloads import QUEUE, REDIS_URL, WAIT_SECONDS, exec_worker_command, job_data, main
 
 dramatiq.set_broker(RedisBroker(url=REDIS_URL))
 
@@ -35,13 +32,8 @@ def enqueue(name: str, count: int) -> None:
 
 
 def processor(concurrency: int) -> None:
-    """`dramatiq` in this process (exec), as a user starts it."""
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = here
-    command = [sys.executable, "-m", "dramatiq", "dramatiq_bench"]
-    command += ["--processes", "1", "--threads", str(concurrency), "--queues", QUEUE]
-    os.chdir(here)
-    os.execv(sys.executable, command)
+    command = ["dramatiq", "dramatiq_bench", "--processes", "1", "--threads", str(concurrency)]
+    exec_worker_command(*command, "--queues", QUEUE)
 
 
 if __name__ == "__main__":

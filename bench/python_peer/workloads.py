@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 QUEUE = "bench"
 NOTIFY = "notify"  # the job that does nothing, as the other stacks' do
@@ -38,3 +39,12 @@ def main(enqueue: Callable[[str, int], None], processor: Callable[[int], None]) 
     start = time.perf_counter()
     enqueue(name, number)
     print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def exec_worker_command(*args: str) -> None:
+    """Become the peer's own worker command, `python -m <args>`, run from this folder so
+    that it imports the peer's script as a module, as a user starts one."""
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = here
+    os.chdir(here)
+    os.execv(sys.executable, [sys.executable, "-m", *args])
